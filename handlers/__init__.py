@@ -1,0 +1,1 @@
+"""Side effects at the edges: Slack, PagerDuty, the console, runbook HTTP calls."""

@@ -1,0 +1,1 @@
+"""pydantic records for every topic and the configuration file model."""

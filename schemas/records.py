@@ -1,0 +1,274 @@
+"""Records carried on Tocsin's topics, one pydantic model per topic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class Record(BaseModel):
+    """Base of every topic record: frozen, strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+
+class MetricSample(BaseModel):
+    """One observation of a metric series at an event time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: AwareDatetime
+    value: float = Field(allow_inf_nan=False)
+
+
+class MetricBatch(Record):
+    """Samples of one series, in event order as the exporter saw them.
+
+    A batch is the unit of work through detection. Labels identify the series;
+    `service` and `metric` are required labels.
+    """
+
+    series: str = Field(min_length=1, max_length=512)
+    labels: dict[str, str]
+    samples: list[MetricSample] = Field(min_length=1, max_length=10_000)
+
+    @property
+    def service(self) -> str:
+        return self.labels.get("service", "unknown")
+
+
+class LogLine(BaseModel):
+    """One log line with its event time, level and structured fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: AwareDatetime
+    message: str
+    level: str = "info"
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class LogBatch(Record):
+    """Log lines from one source, in the order the shipper read them."""
+
+    source: str = Field(min_length=1, max_length=512)
+    labels: dict[str, str]
+    lines: list[LogLine] = Field(min_length=1, max_length=10_000)
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Alert(Record):
+    """A rule's firing or resolve for one fingerprint.
+
+    `starts_at` is the start of impact: the event time of the first sample
+    that breached the rule. `at` is the event time at which the rule changed
+    state. `event_id` is derived from the fingerprint, status and start, so a
+    redelivered alert carries the same id.
+    """
+
+    event_id: str
+    fingerprint: str
+    group_key: str
+    rule: str
+    status: AlertStatus
+    severity: Severity
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
+    at: AwareDatetime
+    auto_resolve: bool = False
+    source: str = "detect"
+
+    @property
+    def service(self) -> str:
+        return self.labels.get("service", "unknown")
+
+
+class IncidentState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class EventKind(StrEnum):
+    OPENED = "opened"
+    ALERT_ADDED = "alert_added"
+    ALERT_RESOLVED = "alert_resolved"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    NOTIFIED = "notified"
+    NOTIFY_FAILED = "notify_failed"
+    RUNBOOK_FINISHED = "runbook_finished"
+    RESOLVED = "resolved"
+
+
+class IncidentEvent(Record):
+    """One transition on an incident's timeline.
+
+    `seq` counts the incident's events from 1; `(incident_id, seq)` is the
+    idempotency key of every side effect the event causes.
+    """
+
+    incident_id: str
+    group_key: str
+    seq: int = Field(ge=1)
+    kind: EventKind
+    at: AwareDatetime
+    actor: str
+    state: IncidentState
+    service: str
+    severity: Severity
+    title: str
+    rule: str
+    labels: dict[str, str]
+    opened_at: AwareDatetime
+    started_at: AwareDatetime
+    level: int = 0
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.incident_id}:{self.seq}"
+
+
+class CommandKind(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+    ESCALATE = "escalate"
+    RECORD = "record"
+
+
+class Command(Record):
+    """A request to change or annotate an incident, sent to its owning partition.
+
+    `record` appends an event of `event_kind` (notified, runbook finished, ...)
+    to the timeline without changing state. `escalate` moves an unacknowledged
+    incident to `level`.
+    """
+
+    command_id: str
+    kind: CommandKind
+    incident_id: str
+    actor: str
+    source: Literal[
+        "http", "slack", "pagerduty", "cli", "escalate", "notify", "runbook"
+    ]
+    at: AwareDatetime
+    level: int | None = None
+    event_kind: EventKind | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Notification(Record):
+    """An order to tell one receiver about one incident transition."""
+
+    notification_id: str
+    receiver: str
+    event: IncidentEvent
+
+
+class FailedNotification(Record):
+    """A notification the notify stage gave up on, with the last error."""
+
+    notification: Notification
+    error: str
+    at: AwareDatetime
+
+
+class DeliveryStatus(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class DeliveryResult(Record):
+    """The outcome of one delivery attempt of a notification."""
+
+    notification_id: str
+    incident_id: str
+    receiver: str
+    kind: str
+    attempt: int
+    status: DeliveryStatus
+    at: AwareDatetime
+    error: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunbookRun(Record):
+    """One run of a runbook against an incident, with each step's result."""
+
+    run_id: str
+    runbook: str
+    incident_id: str
+    dry_run: bool
+    status: Literal["succeeded", "failed", "rendered"]
+    started_at: datetime
+    finished_at: datetime
+    steps: list[dict[str, Any]]
+
+
+class ResponseSample(Record):
+    """A response time of one incident, keyed by service for the analytics tables."""
+
+    incident_id: str
+    service: str
+    severity: Severity
+    opened_at: AwareDatetime
+    kind: Literal["opened", "acknowledged", "resolved"]
+    seconds: float | None = None
+    acknowledged: bool = False
+
+
+class DeadLetter(Record):
+    """A record a stage could not process, with the reason and the original bytes."""
+
+    stage: str
+    topic: str
+    partition: int | None
+    offset: int | None
+    key: str | None
+    value: str = Field(description="the original value bytes, base64")
+    error: str
+    at: AwareDatetime
+
+
+def stable_hash(*parts: object, length: int = 16) -> str:
+    """Hash JSON-encodable parts into a hex digest that is stable across runs."""
+    encoded = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:length]
+
+
+def group_key_of(incident_id: str) -> str:
+    """Return the group key an incident id was made from (`<group_key>-<n>`)."""
+    group_key, _, number = incident_id.rpartition("-")
+    if not group_key or not number.isdigit():
+        raise ValueError(
+            f"invalid incident id {incident_id!r}: expected <group key>-<number>"
+        )
+    return group_key

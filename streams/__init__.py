@@ -1,0 +1,1 @@
+"""The faust app and one subpackage per pipeline stage."""

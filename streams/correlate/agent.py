@@ -1,0 +1,110 @@
+"""faust glue for correlate: alerts and commands in, timeline events out."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from schemas.records import Alert, Command, IncidentEvent, group_key_of
+from streams import topics
+from streams.correlate.lifecycle import Group, Incident, apply_alert, apply_command
+from streams.escalate.policy import policy_levels
+
+if TYPE_CHECKING:
+    import faust
+
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def register(pipeline: Pipeline) -> None:
+    app = pipeline.app
+    settings = pipeline.settings
+    groups = pipeline.table("correlate-groups", default=None)
+    incidents = pipeline.table("incidents", default=None)
+    pipeline.tables["incidents"] = incidents
+    alerts_name = settings.topic(topics.ALERTS.name)
+    # One agent reads both topics so one partition owns a group key's alerts
+    # and commands alike; faust assigns the same partition of both together.
+    source = app.topic(
+        alerts_name,
+        settings.topic(topics.COMMANDS.name),
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    async def publish(events: list[IncidentEvent]) -> None:
+        for incident_event in events:
+            log.info(
+                "incident %s incident_id=%s seq=%d actor=%s",
+                incident_event.kind,
+                incident_event.incident_id,
+                incident_event.seq,
+                incident_event.actor,
+            )
+            await pipeline.publish(
+                topics.INCIDENT_EVENTS, incident_event.group_key, incident_event
+            )
+
+    async def on_alert(event: faust.EventT) -> None:
+        alert = await pipeline.dead_letters.parse(
+            "correlate", event, Alert.model_validate_json
+        )
+        if alert is None:
+            return
+        pipeline.clock.observe(alert.at)
+        group = _load_group(groups, alert.group_key)
+        incident = _load_incident(incidents, group.open_incident)
+        policy = pipeline.config.policy_for(alert.labels)
+        delays = [
+            level.delay.total_seconds()
+            for level in policy_levels(pipeline.config, policy)
+        ]
+        incident, events = apply_alert(group, incident, alert, policy, delays)
+        if incident is not None and events:
+            incidents[incident.incident_id] = incident.model_dump(mode="json")
+        groups[group.group_key] = group.model_dump(mode="json")
+        await publish(events)
+
+    async def on_command(event: faust.EventT) -> None:
+        command = await pipeline.dead_letters.parse(
+            "correlate", event, Command.model_validate_json
+        )
+        if command is None:
+            return
+        incident = _load_incident(incidents, command.incident_id)
+        if incident is None:
+            await pipeline.dead_letters.send(
+                "correlate", event, f"incident {command.incident_id!r} not found"
+            )
+            return
+        group = _load_group(groups, group_key_of(command.incident_id))
+        events = apply_command(group, incident, command)
+        incidents[incident.incident_id] = incident.model_dump(mode="json")
+        if events:
+            groups[group.group_key] = group.model_dump(mode="json")
+        await publish(events)
+
+    async def correlate(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            if event.message.topic == alerts_name:
+                await on_alert(event)
+            else:
+                await on_command(event)
+
+    app.agent(source, name="correlate")(correlate)
+
+
+def _load_group(groups: faust.Table, group_key: str) -> Group:
+    stored = groups.get(group_key)
+    if stored is None:
+        return Group(group_key=group_key)
+    return Group.model_validate(stored)
+
+
+def _load_incident(incidents: faust.Table, incident_id: str | None) -> Incident | None:
+    if incident_id is None:
+        return None
+    stored = incidents.get(incident_id)
+    return None if stored is None else Incident.model_validate(stored)

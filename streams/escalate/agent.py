@@ -1,0 +1,102 @@
+"""faust glue for escalate: timeline in, notifications and escalate commands out."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from schemas.records import (
+    Command,
+    CommandKind,
+    EventKind,
+    IncidentEvent,
+    Notification,
+)
+from streams import topics
+from streams.escalate.policy import (
+    Plan,
+    due_escalation,
+    plan_for,
+    policy_levels,
+    receivers_for,
+)
+
+if TYPE_CHECKING:
+    import faust
+
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def register(pipeline: Pipeline) -> None:
+    app = pipeline.app
+    plans = pipeline.table("escalate-plans", default=None)
+    # Escalate commands sent and not yet seen applied, so one tick does not
+    # send the same command again on the next tick.
+    requested: dict[str, int] = {}
+
+    async def escalate(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            incident_event = await pipeline.dead_letters.parse(
+                "escalate", event, IncidentEvent.model_validate_json
+            )
+            if incident_event is None:
+                continue
+            await _apply(pipeline, plans, incident_event)
+            if incident_event.kind is EventKind.ESCALATED:
+                requested.pop(incident_event.incident_id, None)
+
+    async def tick() -> None:
+        now = pipeline.clock.timestamp()
+        for incident_id, stored in list(plans.items()):
+            plan = Plan.model_validate(stored)
+            level = due_escalation(plan, now)
+            if level is None or requested.get(incident_id) == level:
+                continue
+            requested[incident_id] = level
+            command = Command(
+                command_id=f"{incident_id}:escalate:{level}",
+                kind=CommandKind.ESCALATE,
+                incident_id=incident_id,
+                actor="escalation policy",
+                source="escalate",
+                at=pipeline.clock.now(),
+                level=level,
+            )
+            await pipeline.publish(topics.COMMANDS, plan.group_key, command)
+
+    app.agent(pipeline.topic(topics.INCIDENT_EVENTS), name="escalate")(escalate)
+    # NOTE: a replay escalates an incident when its next alert or command
+    # arrives (correlate catches up on due levels then). A tick would read
+    # the newest event time of any series, which runs ahead of the others.
+    if pipeline.clock.mode == "live":
+        app.timer(pipeline.settings.tick_interval_s, name="escalate-tick")(tick)
+
+
+async def _apply(
+    pipeline: Pipeline,
+    plans: faust.Table,
+    event: IncidentEvent,
+) -> None:
+    stored = plans.get(event.incident_id)
+    if event.kind is EventKind.OPENED and stored is None:
+        policy = str(event.details.get("policy", pipeline.config.default_policy))
+        plan = plan_for(event, policy_levels(pipeline.config, policy))
+    elif stored is None:
+        return
+    else:
+        plan = Plan.model_validate(stored)
+
+    receivers = receivers_for(plan, event)
+    if event.kind is EventKind.RESOLVED:
+        plans.pop(event.incident_id, None)
+    else:
+        plans[event.incident_id] = plan.model_dump(mode="json")
+    for receiver in receivers:
+        notification = Notification(
+            notification_id=f"{event.idempotency_key}:{receiver}",
+            receiver=receiver,
+            event=event,
+        )
+        await pipeline.publish(topics.NOTIFICATIONS, event.group_key, notification)

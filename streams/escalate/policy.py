@@ -1,0 +1,90 @@
+"""Escalation decisions as pure functions over a per-incident plan."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+
+from schemas.config import Config, EscalationLevel
+from schemas.records import EventKind, IncidentEvent
+
+CONSOLE = "console"
+
+# Transitions that every receiver already told about the incident hears of.
+FOLLOW_UP_KINDS = frozenset({EventKind.ACKNOWLEDGED, EventKind.RESOLVED})
+
+
+class LevelPlan(BaseModel):
+    delay_s: float
+    targets: list[str]
+
+
+class Plan(BaseModel):
+    """The policy an incident follows, as it was when the incident opened."""
+
+    incident_id: str
+    group_key: str
+    opened_at: float
+    levels: list[LevelPlan]
+    level: int = 0
+    notified: list[str] = Field(default_factory=list)
+    next_due: float | None = None
+
+    def schedule_next(self) -> None:
+        following = self.level + 1
+        if following < len(self.levels):
+            self.next_due = self.opened_at + self.levels[following].delay_s
+        else:
+            self.next_due = None
+
+
+def policy_levels(config: Config, policy: str) -> list[EscalationLevel]:
+    """Return a policy's levels, or a single console level if none is configured."""
+    configured = config.policies.get(policy)
+    if configured is None:
+        return [EscalationLevel(delay=timedelta(0), targets=[CONSOLE])]
+    return configured.levels
+
+
+def plan_for(event: IncidentEvent, levels: list[EscalationLevel]) -> Plan:
+    plan = Plan(
+        incident_id=event.incident_id,
+        group_key=event.group_key,
+        opened_at=event.opened_at.timestamp(),
+        levels=[
+            LevelPlan(delay_s=level.delay.total_seconds(), targets=level.targets)
+            for level in levels
+        ],
+    )
+    plan.schedule_next()
+    return plan
+
+
+def receivers_for(plan: Plan, event: IncidentEvent) -> list[str]:
+    """Return the receivers to notify of `event`, updating the plan in place."""
+    if event.kind is EventKind.OPENED:
+        return _reach_level(plan, 0)
+    if event.kind is EventKind.ESCALATED:
+        return _reach_level(plan, event.level)
+    if event.kind in FOLLOW_UP_KINDS:
+        plan.next_due = None
+        return list(plan.notified)
+    return []
+
+
+def _reach_level(plan: Plan, level: int) -> list[str]:
+    if level >= len(plan.levels):
+        return []
+    plan.level = level
+    plan.schedule_next()
+    targets = plan.levels[level].targets
+    plan.notified = [*plan.notified, *(t for t in targets if t not in plan.notified)]
+    return list(targets)
+
+
+def due_escalation(plan: Plan, now: float) -> int | None:
+    """Return the level an incident must escalate to at `now`, if any."""
+    if plan.next_due is None or plan.next_due > now:
+        return None
+    return plan.level + 1

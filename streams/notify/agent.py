@@ -1,0 +1,150 @@
+"""faust glue for notify: notifications in, deliveries and timeline records out."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from handlers.base import DeliveryError
+from schemas.records import (
+    Command,
+    CommandKind,
+    DeliveryResult,
+    DeliveryStatus,
+    EventKind,
+    FailedNotification,
+    Notification,
+)
+from streams import topics
+from streams.notify.delivery import RetryPolicy, deliver_with_retries
+from streams.notify.receivers import build_receivers
+
+if TYPE_CHECKING:
+    import faust
+
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def register(pipeline: Pipeline) -> None:
+    notifier = Notifier(pipeline)
+
+    async def notify(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            notification = await pipeline.dead_letters.parse(
+                "notify", event, Notification.model_validate_json
+            )
+            if notification is not None:
+                await notifier.handle(event, notification)
+
+    pipeline.app.agent(pipeline.topic(topics.NOTIFICATIONS), name="notify")(notify)
+
+
+class Notifier:
+    """Deliver notifications once each, keeping each receiver's state per incident."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.receivers = build_receivers(pipeline.config, pipeline.settings)
+        self.policy = RetryPolicy(max_attempts=pipeline.settings.delivery_attempts)
+        self.delivered = pipeline.table("notify-delivered", default=None)
+        self.receiver_state = pipeline.table("notify-receiver-state", default=None)
+        pipeline.counters.update(delivered=0, failed=0)
+
+    async def handle(self, event: faust.EventT, notification: Notification) -> None:
+        pipeline = self.pipeline
+        if self.delivered.get(notification.notification_id) is not None:
+            log.debug("duplicate skipped id=%s", notification.notification_id)
+            return
+        receiver = self.receivers.get(notification.receiver)
+        if receiver is None:
+            await pipeline.dead_letters.send(
+                "notify", event, f"unknown receiver {notification.receiver!r}"
+            )
+            return
+        state_key = f"{notification.event.incident_id}:{receiver.name}"
+        state: dict[str, Any] = self.receiver_state.get(state_key) or {}
+
+        async def on_attempt(attempt: int, error: DeliveryError | None) -> None:
+            await _report_attempt(pipeline, notification, receiver.kind, attempt, error)
+
+        try:
+            new_state = await deliver_with_retries(
+                receiver, notification, state, self.policy, on_attempt
+            )
+        except DeliveryError as exc:
+            await _give_up(pipeline, notification, exc)
+            self.delivered[notification.notification_id] = "failed"
+            return
+        self.receiver_state[state_key] = new_state
+        self.delivered[notification.notification_id] = "delivered"
+        pipeline.counters["delivered"] += 1
+        await _record(pipeline, notification, EventKind.NOTIFIED, {})
+
+
+async def _report_attempt(
+    pipeline: Pipeline,
+    notification: Notification,
+    kind: str,
+    attempt: int,
+    error: DeliveryError | None,
+) -> None:
+    result = DeliveryResult(
+        notification_id=notification.notification_id,
+        incident_id=notification.event.incident_id,
+        receiver=notification.receiver,
+        kind=kind,
+        attempt=attempt,
+        status=DeliveryStatus.FAILED if error else DeliveryStatus.DELIVERED,
+        at=pipeline.clock.stamp(notification.event.at),
+        error=str(error) if error else None,
+    )
+    await pipeline.publish(topics.DELIVERIES, notification.event.group_key, result)
+
+
+async def _give_up(
+    pipeline: Pipeline, notification: Notification, error: DeliveryError
+) -> None:
+    pipeline.counters["failed"] += 1
+    log.error(
+        "delivery gave up receiver=%s notification_id=%s: %s",
+        notification.receiver,
+        notification.notification_id,
+        error,
+    )
+    group_key = notification.event.group_key
+    failed = FailedNotification(
+        notification=notification,
+        error=str(error),
+        at=pipeline.clock.stamp(notification.event.at),
+    )
+    await pipeline.publish(topics.NOTIFICATIONS_DEAD, group_key, failed)
+    await _record(
+        pipeline, notification, EventKind.NOTIFY_FAILED, {"error": str(error)}
+    )
+
+
+async def _record(
+    pipeline: Pipeline,
+    notification: Notification,
+    kind: EventKind,
+    details: dict[str, Any],
+) -> None:
+    event = notification.event
+    command = Command(
+        command_id=f"{notification.notification_id}:{kind}",
+        kind=CommandKind.RECORD,
+        incident_id=event.incident_id,
+        actor=notification.receiver,
+        source="notify",
+        at=pipeline.clock.stamp(event.at),
+        event_kind=kind,
+        details={
+            "receiver": notification.receiver,
+            "transition": event.kind,
+            "transition_seq": event.seq,
+            **details,
+        },
+    )
+    await pipeline.publish(topics.COMMANDS, event.group_key, command)

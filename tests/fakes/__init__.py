@@ -1,0 +1,1 @@
+"""In-process fakes of the Slack Web API and the PagerDuty Events API v2."""

@@ -1,0 +1,313 @@
+"""Fake Slack Web API serving chat.postMessage, chat.update and auth.test.
+
+Point slack-sdk at it with `AsyncWebClient(token=..., base_url=fake.url + "/api/")`.
+As the real Web API does, the fake returns API errors with HTTP 200 and a body of
+`{"ok": false, "error": CODE}`. It accepts arguments as a query string, a
+form-encoded body or a JSON body, and it reads `blocks` and `attachments` given as
+JSON strings, as form-encoded requests carry them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any, TypedDict
+
+from aiohttp import web
+
+from .server import FakeServer, TlsCertificate
+
+logger = logging.getLogger(__name__)
+
+FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class SlackMessage(TypedDict):
+    """A message as chat.postMessage created it or chat.update left it."""
+
+    method: str
+    """API method that produced this state: chat.postMessage or chat.update."""
+    channel: str
+    ts: str
+    thread_ts: str | None
+    text: str | None
+    blocks: list[dict[str, Any]] | None
+    attachments: list[dict[str, Any]] | None
+
+
+class SlackApiFailure(Exception):
+    """Raised inside a handler to respond with `{"ok": false, "error": error}`."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class FakeSlack(FakeServer):
+    """Fake Slack Web API that checks the bot token and records accepted messages.
+
+    `channels`, if given, is the set of channel values that exist. Any other
+    channel gets `channel_not_found`. Without it, every non-empty channel exists.
+    """
+
+    def __init__(
+        self,
+        token: str = "xoxb-fake-token",
+        *,
+        channels: Iterable[str] | None = None,
+        team_id: str = "T0FAKE0001",
+        user_id: str = "U0FAKE0001",
+        bot_id: str = "B0FAKE0001",
+        tls: TlsCertificate | None = None,
+    ) -> None:
+        super().__init__(tls=tls)
+        self.token = token
+        self.channels = frozenset(channels) if channels is not None else None
+        self.team_id = team_id
+        self.user_id = user_id
+        self.bot_id = bot_id
+        self._messages: list[SlackMessage] = []
+        self._current: dict[tuple[str, str], SlackMessage] = {}
+        self._last_ts_micros = 0
+
+    @property
+    def messages(self) -> list[SlackMessage]:
+        """Copies of every accepted postMessage and update, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._messages)
+
+    def message(self, channel: str, ts: str) -> SlackMessage | None:
+        """Return a copy of the current state of one message, or None."""
+        with self._lock:
+            found = self._current.get((channel, ts))
+            return copy.deepcopy(found) if found is not None else None
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/chat.postMessage", self._post_message)
+        app.router.add_post("/api/chat.update", self._update)
+        app.router.add_post("/api/auth.test", self._auth_test)
+        app.router.add_get("/api/auth.test", self._auth_test)
+
+    def error_body(self, status: int) -> dict[str, Any]:
+        """Body of an injected error, with the `ratelimited` code Slack sends on 429."""
+        if status == 429:
+            error = "ratelimited"
+        elif status == 503:
+            error = "service_unavailable"
+        elif status >= 500:
+            error = "internal_error"
+        else:
+            error = "invalid_request"
+        return {"ok": False, "error": error}
+
+    # Handlers
+
+    async def _post_message(self, request: web.Request) -> web.Response:
+        try:
+            arguments = await self._authorized_arguments(request)
+            channel = self._require_channel(arguments)
+            text = _optional_text(arguments, "text")
+            blocks = _optional_json_list(arguments, "blocks", "invalid_blocks_format")
+            attachments = _optional_json_list(
+                arguments, "attachments", "invalid_attachments"
+            )
+            if not text and not blocks and not attachments:
+                raise SlackApiFailure("no_text")
+        except SlackApiFailure as failure:
+            return _error_response(request, failure.error)
+
+        thread_ts = _optional_text(arguments, "thread_ts") or None
+        # NOTE: the fake does not check that thread_ts names an existing message.
+        with self._lock:
+            message = SlackMessage(
+                method="chat.postMessage",
+                channel=channel,
+                ts=self._next_ts(),
+                thread_ts=thread_ts,
+                text=text,
+                blocks=blocks,
+                attachments=attachments,
+            )
+            self._store(message)
+        return web.json_response(
+            {
+                "ok": True,
+                "channel": channel,
+                "ts": message["ts"],
+                "message": self._message_body(message),
+            }
+        )
+
+    async def _update(self, request: web.Request) -> web.Response:
+        """Replace the text, blocks or attachments given and keep the others."""
+        try:
+            arguments = await self._authorized_arguments(request)
+            channel = self._require_channel(arguments)
+            ts = _optional_text(arguments, "ts")
+            text = _optional_text(arguments, "text")
+            blocks = _optional_json_list(arguments, "blocks", "invalid_blocks_format")
+            attachments = _optional_json_list(
+                arguments, "attachments", "invalid_attachments"
+            )
+            with self._lock:
+                previous = self._current.get((channel, ts or ""))
+                if previous is None:
+                    raise SlackApiFailure("message_not_found")
+                if not text and not blocks and not attachments:
+                    raise SlackApiFailure("no_text")
+                message = SlackMessage(
+                    method="chat.update",
+                    channel=channel,
+                    ts=previous["ts"],
+                    thread_ts=previous["thread_ts"],
+                    text=text if text is not None else previous["text"],
+                    blocks=blocks if blocks is not None else previous["blocks"],
+                    attachments=(
+                        attachments
+                        if attachments is not None
+                        else previous["attachments"]
+                    ),
+                )
+                self._store(message)
+        except SlackApiFailure as failure:
+            return _error_response(request, failure.error)
+
+        return web.json_response(
+            {
+                "ok": True,
+                "channel": channel,
+                "ts": message["ts"],
+                "text": message["text"],
+                "message": self._message_body(message),
+            }
+        )
+
+    async def _auth_test(self, request: web.Request) -> web.Response:
+        try:
+            await self._authorized_arguments(request)
+        except SlackApiFailure as failure:
+            return _error_response(request, failure.error)
+        return web.json_response(
+            {
+                "ok": True,
+                "url": f"{self.url}/",
+                "team": "Fake Workspace",
+                "user": "fake-bot",
+                "team_id": self.team_id,
+                "user_id": self.user_id,
+                "bot_id": self.bot_id,
+                "is_enterprise_install": False,
+            }
+        )
+
+    # Helpers
+
+    async def _authorized_arguments(self, request: web.Request) -> dict[str, Any]:
+        """Read the request arguments and check the token before anything else.
+
+        A JSON body must carry the token in the Authorization header. Query and
+        form arguments may carry it as `token`, as the Web API allows.
+        """
+        arguments: dict[str, Any] = dict(request.query)
+        is_json = request.content_type == "application/json"
+        if is_json:
+            try:
+                body = json.loads(await request.text())
+            except ValueError:
+                raise SlackApiFailure("invalid_json") from None
+            if not isinstance(body, dict):
+                raise SlackApiFailure("invalid_json")
+            arguments.update(body)
+        elif request.content_type in FORM_CONTENT_TYPES:
+            form = await request.post()
+            arguments.update(
+                {key: value for key, value in form.items() if isinstance(value, str)}
+            )
+
+        token = _bearer_token(request.headers.get("Authorization", ""))
+        if token is None and not is_json:
+            token = arguments.get("token") or None
+        arguments.pop("token", None)
+        if token is None:
+            raise SlackApiFailure("not_authed")
+        if token != self.token:
+            raise SlackApiFailure("invalid_auth")
+        return arguments
+
+    def _require_channel(self, arguments: dict[str, Any]) -> str:
+        channel = _optional_text(arguments, "channel")
+        if not channel:
+            raise SlackApiFailure("channel_not_found")
+        if self.channels is not None and channel not in self.channels:
+            raise SlackApiFailure("channel_not_found")
+        return channel
+
+    def _next_ts(self) -> str:
+        """Return a ts later than every earlier one. The caller must hold the lock."""
+        micros = max(time.time_ns() // 1000, self._last_ts_micros + 1)
+        self._last_ts_micros = micros
+        seconds, fraction = divmod(micros, 1_000_000)
+        return f"{seconds}.{fraction:06d}"
+
+    def _store(self, message: SlackMessage) -> None:
+        """Record an accepted message. The caller must hold the lock."""
+        self._messages.append(message)
+        self._current[(message["channel"], message["ts"])] = message
+
+    def _message_body(self, message: SlackMessage) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": "message",
+            "text": message["text"] or "",
+            "ts": message["ts"],
+            "user": self.user_id,
+            "bot_id": self.bot_id,
+        }
+        if message["thread_ts"] is not None:
+            body["thread_ts"] = message["thread_ts"]
+        if message["blocks"] is not None:
+            body["blocks"] = copy.deepcopy(message["blocks"])
+        if message["attachments"] is not None:
+            body["attachments"] = copy.deepcopy(message["attachments"])
+        return body
+
+
+def _error_response(request: web.Request, error: str) -> web.Response:
+    logger.info("FakeSlack rejected %s %s: %s", request.method, request.path, error)
+    return web.json_response({"ok": False, "error": error})
+
+
+def _bearer_token(authorization: str) -> str | None:
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
+def _optional_text(arguments: dict[str, Any], name: str) -> str | None:
+    value = arguments.get(name)
+    return None if value is None else str(value)
+
+
+def _optional_json_list(
+    arguments: dict[str, Any], name: str, error: str
+) -> list[dict[str, Any]] | None:
+    """Return the argument as a list of objects, decoding a JSON string first.
+
+    Raises SlackApiFailure with `error` if the value is not a list of objects.
+    """
+    value = arguments.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SlackApiFailure(error) from None
+    if not isinstance(value, list):
+        raise SlackApiFailure(error)
+    if not all(isinstance(item, dict) for item in value):
+        raise SlackApiFailure(error)
+    return value

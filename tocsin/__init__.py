@@ -1,0 +1,1 @@
+"""Tocsin: an event-driven incident-response pipeline on Kafka."""

@@ -1,0 +1,203 @@
+"""The `tocsin` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from schemas.config import ConfigError, load_config
+from tocsin import client
+from tocsin.settings import DEFAULT_CONFIG
+
+WEB_URL = os.environ.get("TOCSIN_WEB_URL", "http://127.0.0.1:6066")
+
+
+def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"invalid label {pair!r}: expected NAME=VALUE")
+        labels[name] = value
+    return labels
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True, help="Log level.")
+def main(log_level: str) -> None:
+    """Tocsin: an event-driven incident-response pipeline on Kafka."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def broker(args: tuple[str, ...]) -> None:
+    """Start, stop or fetch a local broker (start --kind kafka|tansu, stop, fetch)."""
+    from tocsin.broker import broker_main
+
+    sys.exit(broker_main(list(args)))
+
+
+@main.command()
+@click.option("--config", type=click.Path(path_type=Path), help="YAML file.")
+@click.option("--clock", type=click.Choice(["live", "replay"]), help="Clock mode.")
+@click.option("--web-port", type=int, help="Port of the web view.")
+def worker(config: Path | None, clock: str | None, web_port: int | None) -> None:
+    """Run a pipeline worker (settings from TOCSIN_* environment variables)."""
+    from tocsin.settings import Settings
+    from tocsin.worker import run_worker
+
+    overrides: dict[str, Any] = {}
+    if config is not None:
+        overrides["config"] = config
+    if clock is not None:
+        overrides["clock"] = clock
+    if web_port is not None:
+        overrides["web_port"] = web_port
+    # The worker re-reads sys.argv through faust; keep only the program name.
+    sys.argv = [sys.argv[0], "worker"]
+    try:
+        run_worker(Settings(**overrides))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--logs", is_flag=True, help="Replay a log file, not a metric CSV.")
+@click.option("--label", "labels", multiple=True, help="NAME=VALUE, repeatable.")
+@click.option("--batch-size", default=100, show_default=True, help="Items a record.")
+@click.option(
+    "--bootstrap", envvar="TOCSIN_BOOTSTRAP_SERVERS", default="127.0.0.1:9092"
+)
+@click.option("--topic-prefix", envvar="TOCSIN_TOPIC_PREFIX", default="")
+@click.option(
+    "--partitions",
+    envvar="TOCSIN_TOPIC_PARTITIONS",
+    default=4,
+    show_default=True,
+    help="Partitions of topics created if missing; match the workers' setting.",
+)
+def replay(
+    path: Path,
+    logs: bool,
+    labels: tuple[str, ...],
+    batch_size: int,
+    bootstrap: str,
+    topic_prefix: str,
+    partitions: int,
+) -> None:
+    """Publish a CSV series (timestamp,value) or a log file as telemetry."""
+    from tocsin.replay import ReplayError, replay_logs, replay_metrics
+
+    label_map = _labels(labels)
+    if not logs:
+        label_map.setdefault("series", path.stem)
+        label_map.setdefault("service", path.stem)
+        label_map.setdefault("metric", path.stem)
+    run = replay_logs if logs else replay_metrics
+    try:
+        summary = asyncio.run(
+            run(
+                bootstrap,
+                topic_prefix,
+                path,
+                label_map,
+                batch_size=batch_size,
+                partitions=partitions,
+            )
+        )
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(summary.describe())
+
+
+@main.command()
+@click.option("--keep-running", is_flag=True, help="Keep the worker serving.")
+def demo(keep_running: bool) -> None:
+    """Replay shipped NAB series through the default configuration."""
+    from tocsin.demo import run_demo
+
+    sys.exit(run_demo(keep_running=keep_running))
+
+
+@main.command()
+@click.option("--state", help="open, acknowledged or resolved.")
+@click.option("--service", help="Only this service.")
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def incidents(state: str | None, service: str | None, url: str) -> None:
+    """List incidents, newest first."""
+    query = "&".join(
+        f"{k}={v}" for k, v in (("state", state), ("service", service)) if v
+    )
+    try:
+        listing = client.request(url, "/incidents" + (f"?{query}" if query else ""))
+    except client.WebViewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for incident in listing["incidents"]:
+        click.echo(
+            f"{incident['incident_id']}  {incident['state']:<12} "
+            f"{incident['severity']:<8} {incident['service']}: {incident['title']}"
+        )
+    click.echo(f"{listing['total']} incidents")
+
+
+def _command(kind: str, incident_id: str, actor: str, url: str) -> None:
+    try:
+        answer = client.request(
+            url, f"/incidents/{incident_id}/{kind}", {"actor": actor}
+        )
+    except client.WebViewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(answer["accepted"], indent=2))
+
+
+@main.command()
+@click.argument("incident_id")
+@click.option("--actor", default=lambda: os.environ.get("USER", "cli"), help="Who.")
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def ack(incident_id: str, actor: str, url: str) -> None:
+    """Acknowledge an incident."""
+    _command("acknowledge", incident_id, actor, url)
+
+
+@main.command()
+@click.argument("incident_id")
+@click.option("--actor", default=lambda: os.environ.get("USER", "cli"), help="Who.")
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def resolve(incident_id: str, actor: str, url: str) -> None:
+    """Resolve an incident."""
+    _command("resolve", incident_id, actor, url)
+
+
+@main.group()
+def config() -> None:
+    """Work with the configuration file."""
+
+
+@config.command("check")
+@click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG)
+def config_check(path: Path) -> None:
+    """Validate a configuration file and list every problem."""
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    rules = len(loaded.rules.metrics) + len(loaded.rules.logs)
+    click.echo(
+        f"{path}: valid: {rules} rules, {len(loaded.policies)} policies, "
+        f"{len(loaded.receivers)} receivers, {len(loaded.runbooks)} runbooks"
+    )
+
+
+if __name__ == "__main__":
+    main()
