@@ -64,6 +64,7 @@ def add_sample(window: dict[str, float], sample: ResponseSample) -> dict[str, fl
 
 def summarize(totals: dict[str, float]) -> dict[str, Any]:
     """Return counts with MTTA and MTTR in seconds, null where nothing counted."""
+    totals = {**EMPTY_WINDOW, **totals}
     acknowledged = totals.get("acknowledged", 0)
     resolved = totals.get("resolved", 0)
     return {

@@ -30,7 +30,8 @@ def register(pipeline: Pipeline) -> None:
 
     @app.page("/health")
     async def health(view: web.View, request: web.Request) -> web.Response:
-        return view.json({"status": "ok"})
+        clock = pipeline.clock
+        return view.json({"status": "ok", "clock": clock.now().isoformat()})
 
     @app.page("/ready")
     async def ready(view: web.View, request: web.Request) -> web.Response:
@@ -101,6 +102,19 @@ def register(pipeline: Pipeline) -> None:
         if window not in WINDOWS_S:
             allowed = ", ".join(WINDOWS_S)
             return bad_request(view, f"invalid window {window!r}: allowed {allowed}")
-        table = pipeline.tables[f"response-{window}"]
-        rows = window_rows(table.table.items(), window, request.query.get("service"))
+        table = pipeline.tables[f"response-{window}"].table
+        service = request.query.get("service")
+        at = request.query.get("at")
+        if at is None:
+            rows = window_rows(table.items(), window, service)
+            return view.json({"window": window, "rows": rows})
+        if service is None:
+            return bad_request(view, "the at parameter needs a service parameter")
+        try:
+            timestamp = float(at)
+        except ValueError:
+            return bad_request(view, f"invalid at {at!r}: expected Unix seconds")
+        start, end = table.window.ranges(timestamp)[0]
+        stored = table.get((service, (start, end))) or {}
+        rows = window_rows([((service, (start, end)), stored)], window)
         return view.json({"window": window, "rows": rows})

@@ -1,0 +1,188 @@
+"""Run real pipeline workers as processes against the test broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tocsin import client
+
+REPO = Path(__file__).resolve().parents[1]
+READY_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    kind: str
+    bootstrap: str
+
+    @property
+    def tuned_env(self) -> dict[str, str]:
+        """Settings that let a worker join this broker's group in seconds."""
+        env = {
+            "TOCSIN_BROKER_SESSION_TIMEOUT_S": "2.0",
+            "TOCSIN_BROKER_HEARTBEAT_INTERVAL_S": "0.5",
+        }
+        if self.kind == "tansu":
+            env["TOCSIN_PRODUCER_MAX_BATCH_SIZE"] = "1"
+        if self.kind in {"external", "testcontainers"}:
+            env = {}
+        return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout_s: float, message: str, every_s: float = 0.2
+) -> Any:
+    """Poll `condition` until it returns a truthy value, bounded by `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s: {message}")
+        time.sleep(every_s)
+
+
+@dataclass
+class Worker:
+    """One `tocsin worker` process with its own app id, topics and web port."""
+
+    app_id: str
+    prefix: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def get(self, path: str) -> Any:
+        return client.request(self.url, path)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return client.request(self.url, path, body)
+
+    def incidents(self) -> list[dict[str, Any]]:
+        listing = self.get("/incidents?limit=500")
+        incidents: list[dict[str, Any]] = listing["incidents"]
+        return incidents
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+class WorkerFactory:
+    """Start workers that share one broker, each test with its own topics."""
+
+    def __init__(self, broker: BrokerInfo, directory: Path) -> None:
+        self.broker = broker
+        self.directory = directory
+        self.started: list[Worker] = []
+        run = uuid.uuid4().hex[:8]
+        self.app_id = f"tocsin-test-{run}"
+        self.prefix = f"test-{run}."
+
+    def write_config(self, config: dict[str, Any]) -> Path:
+        path = self.directory / "config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def start(
+        self, config: Path, env: dict[str, str] | None = None, name: str = "worker"
+    ) -> Worker:
+        port = free_port()
+        data_dir = self.directory / f"{name}-data"
+        log_path = self.directory / f"{name}-{len(self.started)}.log"
+        worker_env = {
+            **os.environ,
+            **self.broker.tuned_env,
+            "TOCSIN_BOOTSTRAP_SERVERS": self.broker.bootstrap,
+            "TOCSIN_APP_ID": self.app_id,
+            "TOCSIN_TOPIC_PREFIX": self.prefix,
+            "TOCSIN_CONFIG": str(config),
+            "TOCSIN_DATA_DIR": str(data_dir),
+            "TOCSIN_WEB_PORT": str(port),
+            "TOCSIN_CLOCK": "replay",
+            "TOCSIN_TICK_INTERVAL_S": "0.2",
+            **(env or {}),
+        }
+        for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            worker_env.pop(proxy, None)
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tocsin.cli", "worker"],
+                cwd=REPO,
+                env=worker_env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        worker = Worker(
+            self.app_id,
+            self.prefix,
+            f"http://127.0.0.1:{port}",
+            process,
+            log_path,
+            worker_env,
+        )
+        self.started.append(worker)
+        self._wait_ready(worker)
+        return worker
+
+    def _wait_ready(self, worker: Worker) -> None:
+        def ready() -> bool:
+            if worker.process.poll() is not None:
+                raise AssertionError(
+                    f"worker exited with {worker.process.returncode}:\n"
+                    + worker.log_tail()
+                )
+            try:
+                return bool(worker.get("/ready")["status"] == "ready")
+            except client.WebViewError:
+                return False
+
+        try:
+            wait_for(ready, READY_TIMEOUT_S, "worker ready", every_s=0.3)
+        except AssertionError:
+            print(worker.log_tail())
+            raise
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))

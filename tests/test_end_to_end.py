@@ -1,0 +1,298 @@
+"""The whole pipeline on a real broker, fed with a real NAB series."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.pagerduty import FakePagerDuty
+from fakes.server import create_self_signed_certificate
+from fakes.slack import FakeSlack
+from harness import WorkerFactory, wait_for
+
+from schemas.records import MetricBatch, MetricSample
+from tocsin.replay import publish, replay_metrics
+
+SERIES = "realKnownCause/ambient_temperature_system_failure.csv"
+HOT_FOR = timedelta(hours=2)
+COLD_FOR = timedelta(hours=1)
+ESCALATE_AFTER = timedelta(hours=1)
+SLACK_TOKEN = "xoxb-test-token"
+ROUTING_KEY = "R0UTINGKEY0000000000000000000000"
+LABELS = {"service": "machine-room", "metric": "temperature", "series": "ambient"}
+
+
+def pipeline_config() -> dict[str, Any]:
+    return {
+        "rules": {
+            "metrics": [
+                {
+                    "name": "room_hot",
+                    "match": {"metric": "temperature"},
+                    "op": "above",
+                    "threshold": 80,
+                    "for": "2h",
+                    "severity": "high",
+                    "auto_resolve": True,
+                    "summary": "Machine room above 80 F",
+                },
+                {
+                    "name": "room_cold",
+                    "match": {"metric": "temperature"},
+                    "op": "below",
+                    "threshold": 60,
+                    "for": "1h",
+                    "severity": "medium",
+                    "auto_resolve": False,
+                    "summary": "Machine room below 60 F",
+                },
+            ]
+        },
+        "policies": {
+            "default": {
+                "levels": [
+                    {"delay": "0s", "targets": ["slack", "pagerduty"]},
+                    {"delay": "1h", "targets": ["secondary"]},
+                ]
+            }
+        },
+        "receivers": {
+            "slack": {"type": "slack", "channel": "#oncall"},
+            "pagerduty": {"type": "pagerduty"},
+            "secondary": {"type": "console"},
+        },
+    }
+
+
+def read_series(path: Path) -> list[tuple[datetime, float]]:
+    with path.open() as handle:
+        return [
+            (
+                datetime.fromisoformat(row["timestamp"]).replace(tzinfo=UTC),
+                float(row["value"]),
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def episodes(
+    rows: list[tuple[datetime, float]], breached: Any, hold: timedelta
+) -> list[dict[str, Any]]:
+    """Return each firing episode: breach start, firing time, clear time."""
+    found: list[dict[str, Any]] = []
+    start: datetime | None = None
+    firing: dict[str, Any] | None = None
+    for at, value in rows:
+        if breached(value):
+            start = start or at
+            if firing is None and at - start >= hold:
+                firing = {"start": start, "fired": at, "cleared": None}
+                found.append(firing)
+        else:
+            if firing is not None:
+                firing["cleared"] = at
+            start, firing = None, None
+    return found
+
+
+def expected_incidents(rows: list[tuple[datetime, float]]) -> list[dict[str, Any]]:
+    """One incident per hot episode; the cold rule keeps one incident open."""
+    hot = episodes(rows, lambda v: v > 80, HOT_FOR)
+    cold = episodes(rows, lambda v: v < 60, COLD_FOR)
+    incidents = [
+        {"rule": "room_hot", "opened": e["fired"], "resolved": e["cleared"]}
+        for e in hot
+    ]
+    if cold:
+        incidents.append({"rule": "room_cold", "opened": cold[0]["fired"]})
+    return sorted(incidents, key=lambda i: i["opened"])
+
+
+def parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.fixture
+def vendors(tmp_path: Path) -> Any:
+    certificate = create_self_signed_certificate(tmp_path)
+    with FakeSlack(SLACK_TOKEN) as slack, FakePagerDuty(tls=certificate) as pagerduty:
+        env = {
+            "TOCSIN_SLACK_TOKEN": SLACK_TOKEN,
+            "TOCSIN_SLACK_BASE_URL": slack.url + "/api/",
+            "TOCSIN_PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
+            "TOCSIN_PAGERDUTY_EVENTS_URL": pagerduty.url,
+            "SSL_CERT_FILE": str(certificate.cert_path),
+        }
+        yield slack, pagerduty, env
+
+
+def window_row(rows: list[dict[str, Any]], opened: datetime, size_s: int) -> Any:
+    start = opened.timestamp() // size_s * size_s
+    matching = [r for r in rows if r["window_start"] == start]
+    assert len(matching) == 1, f"no single window at {start} in {rows}"
+    return matching[0]
+
+
+def mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def test_replay_opens_notifies_and_measures(
+    workers: WorkerFactory, nab: Path, vendors: Any
+) -> None:
+    slack, pagerduty, env = vendors
+    path = nab / "data" / SERIES
+    rows = read_series(path)
+    expected = expected_incidents(rows)
+    assert len(expected) >= 3, "the series should breach the test rules"
+    worker = workers.start(workers.write_config(pipeline_config()), env)
+
+    asyncio.run(
+        replay_metrics(
+            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+            worker.prefix,
+            path,
+            LABELS,
+            batch_size=100,
+            progress=False,
+        )
+    )
+
+    def all_opened() -> list[dict[str, Any]] | None:
+        found = worker.incidents()
+        return found if len(found) >= len(expected) else None
+
+    incidents = wait_for(all_opened, 60, f"{len(expected)} incidents opened")
+    incidents = sorted(incidents, key=lambda i: i["opened_at"])
+    assert len(incidents) == len(expected)
+    for incident, reference in zip(incidents, expected, strict=True):
+        assert incident["rule"] == reference["rule"]
+        assert parse(incident["opened_at"]) == reference["opened"]
+
+    # Every incident got one Slack message and one PagerDuty trigger.
+    ids = [i["incident_id"] for i in incidents]
+
+    def delivered() -> bool:
+        triggered = {e["dedup_key"] for e in pagerduty.events}
+        posted = [m for m in slack.messages if m["thread_ts"] is None]
+        return triggered >= set(ids) and len(posted) >= len(ids)
+
+    wait_for(delivered, 60, "slack and pagerduty notified of every incident")
+    top_level = [
+        m
+        for m in slack.messages
+        if m["method"] == "chat.postMessage" and m["thread_ts"] is None
+    ]
+    assert len(top_level) == len(ids)
+    triggers = [e for e in pagerduty.events if e["event_action"] == "trigger"]
+    assert sorted(e["dedup_key"] for e in triggers) == sorted(ids)
+    assert {e["routing_key"] for e in pagerduty.events} == {ROUTING_KEY}
+
+    # Hot incidents resolve themselves when the temperature falls back.
+    for incident, reference in zip(incidents, expected, strict=True):
+        if reference.get("resolved") is not None:
+            wait_for(
+                lambda i=incident: worker.get(f"/incidents/{i['incident_id']}")["state"]
+                == "resolved",
+                30,
+                f"{incident['incident_id']} resolved",
+            )
+
+    # Acknowledge the cold incident at the end of the series, then resolve it
+    # half an hour of event time later.
+    cold = next(i for i in incidents if i["rule"] == "room_cold")
+    cold_id = cold["incident_id"]
+    last_at = rows[-1][0]
+    worker.post(f"/incidents/{cold_id}/acknowledge", {"actor": "alice"})
+    wait_for(
+        lambda: worker.get(f"/incidents/{cold_id}")["state"] == "acknowledged",
+        30,
+        "cold incident acknowledged",
+    )
+    tick = MetricBatch(
+        series="clock",
+        labels={"service": "clock", "metric": "heartbeat"},
+        samples=[MetricSample(at=last_at + timedelta(minutes=30), value=1.0)],
+    )
+    asyncio.run(
+        publish(
+            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+            worker.prefix + "telemetry.metrics",
+            "clock",
+            iter([tick]),
+            progress=False,
+        )
+    )
+    wait_for(
+        lambda: parse(worker.get("/health")["clock"]) >= tick.samples[0].at,
+        30,
+        "pipeline clock at the heartbeat sample",
+    )
+    worker.post(f"/incidents/{cold_id}/resolve", {"actor": "bob"})
+    detail = wait_for(
+        lambda: (d := worker.get(f"/incidents/{cold_id}"))["state"] == "resolved" and d,
+        30,
+        "cold incident resolved",
+    )
+    opened = parse(detail["opened_at"])
+    assert parse(detail["acknowledged_at"]) == last_at
+    assert parse(detail["resolved_at"]) == last_at + timedelta(minutes=30)
+    assert detail["acknowledged_by"] == "alice via http"
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds[0] == "opened"
+    assert "escalated" in kinds
+    assert kinds.index("escalated") < kinds.index("acknowledged")
+    escalated = next(e for e in detail["timeline"] if e["kind"] == "escalated")
+    assert parse(escalated["at"]) == opened + ESCALATE_AFTER
+
+    # The acknowledge and the resolve reached PagerDuty and updated Slack.
+    wait_for(
+        lambda: pagerduty.alerts.get(cold_id) == "resolved", 30, "pagerduty resolved"
+    )
+    assert [e["event_action"] for e in pagerduty.events if e["dedup_key"] == cold_id] == [
+        "trigger",
+        "acknowledge",
+        "resolve",
+    ]
+
+    # MTTA and MTTR in the windowed tables, computed here from the reference.
+    mtta_s = (last_at - opened).total_seconds()
+    resolve_s = {
+        i["opened"]: (i["resolved"] - i["opened"]).total_seconds()
+        for i in expected
+        if i.get("resolved") is not None
+    }
+    resolve_s[opened] = (last_at + timedelta(minutes=30) - opened).total_seconds()
+    for window, size_s in (("hourly", 3600), ("daily", 86400)):
+
+        def in_window(at: datetime, size: int = size_s) -> bool:
+            return at.timestamp() // size == opened.timestamp() // size
+
+        def metrics_ready(name: str = window) -> Any:
+            rows = worker.get(f"/metrics/response?window={name}&service=machine-room")
+            try:
+                row = window_row(rows["rows"], opened, size_s)
+            except AssertionError:
+                return None
+            return row if row["resolved"] and row["acknowledged"] else None
+
+        row = wait_for(metrics_ready, 30, f"{window} metrics")
+        expected_resolves = [s for at, s in resolve_s.items() if in_window(at)]
+        assert row["opened"] == sum(1 for i in expected if in_window(i["opened"]))
+        assert row["acknowledged"] == 1
+        assert row["mtta_s"] == pytest.approx(mtta_s)
+        assert row["mttr_s"] == pytest.approx(mean(expected_resolves))
+
+    # A window with no incidents reports null, not zero.
+    empty = worker.get(
+        "/metrics/response?window=hourly&service=machine-room"
+        f"&at={rows[0][0].timestamp()}"
+    )
+    assert empty["rows"][0]["opened"] == 0
+    assert empty["rows"][0]["mtta_s"] is None
+    assert empty["rows"][0]["mttr_s"] is None
+
