@@ -71,7 +71,8 @@ class PagerDutyReceiver:
         client.retry = {429: 1}
         client.max_network_attempts = 0
         client.sleep_timer = 0.5
-        client.timeout = timeout_s
+        # The client declares an int timeout in seconds.
+        client.timeout = max(1, round(timeout_s))
         self._client = client
 
     def __repr__(self) -> str:
@@ -98,13 +99,13 @@ class PagerDutyReceiver:
             else:
                 self._client.send_event(action, dedup_key=dedup_key)
         except pagerduty.HttpError as exc:
-            status = exc.response.status_code
+            response = exc.response
+            status = response.status_code if response is not None else 0
+            retry_after = response.headers.get("Retry-After") if response else None
             raise DeliveryError(
                 f"pagerduty rejected {action} for incident {dedup_key}: HTTP {status}",
-                retriable=retriable_status(status),
-                retry_after_s=parse_retry_after(
-                    exc.response.headers.get("Retry-After")
-                ),
+                retriable=status == 0 or retriable_status(status),
+                retry_after_s=parse_retry_after(retry_after),
             ) from None
         except pagerduty.Error as exc:
             raise DeliveryError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -70,13 +70,14 @@ class Pipeline:
     def topic(self, spec: topics.TopicSpec) -> faust.TopicT:
         return self.topics[spec.name]
 
-    def table(self, name: str, **kwargs: Any) -> faust.Table:
-        return self.app.Table(
+    def table(self, name: str, **kwargs: Any) -> faust.Table[str, Any]:
+        table = self.app.Table(
             name,
             partitions=self.settings.topic_partitions,
             schema=faust.Schema(key_serializer="json", value_serializer="json"),
             **kwargs,
         )
+        return cast("faust.Table[str, Any]", table)
 
     async def publish(self, spec: topics.TopicSpec, key: str, record: Record) -> None:
         """Send `record` to the topic of `spec`, keyed by `key`."""

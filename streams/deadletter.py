@@ -40,7 +40,7 @@ class DeadLetters:
         self.pipeline = pipeline
         self.count = 0
 
-    async def send(self, stage: str, event: faust.EventT, error: str) -> None:
+    async def send(self, stage: str, event: faust.EventT[bytes], error: str) -> None:
         message = event.message
         raw = event.value if isinstance(event.value, bytes) else b""
         key = decode_key(event.key)
@@ -66,7 +66,7 @@ class DeadLetters:
         await self.pipeline.publish(topics.DEAD_LETTER, key or "", record)
 
     async def parse(
-        self, stage: str, event: faust.EventT, parser: Callable[[bytes], ModelT]
+        self, stage: str, event: faust.EventT[bytes], parser: Callable[[bytes], ModelT]
     ) -> ModelT | None:
         """Return the parsed record, or None after dead-lettering an invalid one."""
         value = event.value

@@ -12,8 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
+from fakes.pagerduty import FakePagerDuty
+from fakes.server import create_self_signed_certificate
+from fakes.slack import FakeSlack
 from harness import BrokerInfo, WorkerFactory
+from scenario import ROUTING_KEY, SLACK_TOKEN
+
 from tocsin import broker as local_broker
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -29,20 +33,37 @@ def _docker_answers() -> bool:
     return True
 
 
+BROKER_USED = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    used = config.stash.get(BROKER_USED, "no broker (no test needed one)")
+    terminalreporter.write_line(f"broker: {used}")
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerInfo]:
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrokerInfo]:
+    def chosen(description: str) -> None:
+        request.config.stash[BROKER_USED] = description
+        print(f"\ntests use {description}")
+
     required = os.environ.get("TOCSIN_TEST_BROKER")
     named = os.environ.get("TOCSIN_TEST_BOOTSTRAP")
     if named:
         info = BrokerInfo("external", named)
-        print(f"\ntests use the broker at {named} (TOCSIN_TEST_BOOTSTRAP)")
+        chosen(f"the broker at {named} (TOCSIN_TEST_BOOTSTRAP)")
         yield info
         return
     if required == "kafka" and not local_broker.kafka_available():
         local_broker.fetch_kafka()
     if local_broker.kafka_available():
         handle = local_broker.start_kafka(data_dir=tmp_path_factory.mktemp("kafka"))
-        print(f"\ntests use Apache Kafka {local_broker.KAFKA_VERSION} at {handle.bootstrap}")
+        version = local_broker.KAFKA_VERSION
+        chosen(f"Apache Kafka {version} at {handle.bootstrap}")
         try:
             yield BrokerInfo("kafka", handle.bootstrap)
         finally:
@@ -55,11 +76,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerInfo]:
 
         with KafkaContainer().with_kraft() as container:
             bootstrap = container.get_bootstrap_server()
-            print(f"\ntests use a testcontainers Kafka at {bootstrap}")
+            chosen(f"a testcontainers Kafka at {bootstrap}")
             yield BrokerInfo("testcontainers", bootstrap)
         return
     handle = local_broker.start_tansu()
-    print(f"\ntests use Tansu at {handle.bootstrap}")
+    chosen(f"Tansu at {handle.bootstrap}")
     try:
         yield BrokerInfo("tansu", handle.bootstrap)
     finally:
@@ -73,6 +94,23 @@ def workers(broker: BrokerInfo, tmp_path: Path) -> Iterator[WorkerFactory]:
         yield factory
     finally:
         factory.stop_all()
+
+
+@pytest.fixture
+def vendors(
+    tmp_path: Path,
+) -> Iterator[tuple[FakeSlack, FakePagerDuty, dict[str, str]]]:
+    """Start the Slack and PagerDuty test servers; yield them and the worker env."""
+    certificate = create_self_signed_certificate(tmp_path)
+    with FakeSlack(SLACK_TOKEN) as slack, FakePagerDuty(tls=certificate) as pagerduty:
+        env = {
+            "TOCSIN_SLACK_TOKEN": SLACK_TOKEN,
+            "TOCSIN_SLACK_BASE_URL": slack.url + "/api/",
+            "TOCSIN_PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
+            "TOCSIN_PAGERDUTY_EVENTS_URL": pagerduty.url,
+            "SSL_CERT_FILE": str(certificate.cert_path),
+        }
+        yield slack, pagerduty, env
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from harness import Worker, WorkerFactory, wait_for
-from test_end_to_end import LABELS, SERIES, expected_incidents, pipeline_config
-from test_end_to_end import read_series
-from test_end_to_end import vendors as vendors  # noqa: F401  (fixture)
+from scenario import LABELS, SERIES, expected_incidents, pipeline_config, read_series
 
 from schemas.records import MetricBatch, MetricSample
 from streams import topics
@@ -89,9 +87,7 @@ def test_redelivered_records_open_and_page_nothing_twice(
     config = workers.write_config(pipeline_config())
     worker = workers.start(config, env)
     bootstrap = worker.env["TOCSIN_BOOTSTRAP_SERVERS"]
-    asyncio.run(
-        replay_metrics(bootstrap, worker.prefix, path, LABELS, progress=False)
-    )
+    asyncio.run(replay_metrics(bootstrap, worker.prefix, path, LABELS, progress=False))
     wait_for(
         lambda: len({e["dedup_key"] for e in pagerduty.events}) == len(expected),
         60,
@@ -110,7 +106,9 @@ def test_redelivered_records_open_and_page_nothing_twice(
     assert sorted(i["incident_id"] for i in again.incidents()) == before
     assert len(slack.messages) == slack_posts
     assert len(pagerduty.events) == pagerduty_events
-    triggers = [e["dedup_key"] for e in pagerduty.events if e["event_action"] == "trigger"]
+    triggers = [
+        e["dedup_key"] for e in pagerduty.events if e["event_action"] == "trigger"
+    ]
     assert len(triggers) == len(set(triggers)) == len(expected)
 
 
@@ -145,7 +143,9 @@ def test_invalid_record_dead_lettered_next_processed(workers: WorkerFactory) -> 
     valid = MetricBatch(
         series="web-1",
         labels={"service": "web", "metric": "cpu_utilization"},
-        samples=[MetricSample(at=at + timedelta(minutes=m), value=95) for m in range(3)],
+        samples=[
+            MetricSample(at=at + timedelta(minutes=m), value=95) for m in range(3)
+        ],
     )
 
     async def send_all() -> None:
@@ -164,7 +164,9 @@ def test_invalid_record_dead_lettered_next_processed(workers: WorkerFactory) -> 
     assert incident["service"] == "web"
     assert incident["rule"] == "cpu_high"
 
-    letters = asyncio.run(read_all(bootstrap, worker.prefix + topics.DEAD_LETTER.name, 3))
+    letters = asyncio.run(
+        read_all(bootstrap, worker.prefix + topics.DEAD_LETTER.name, 3)
+    )
     assert [base64.b64decode(d["value"]) for d in letters] == [
         not_json,
         missing_samples,

@@ -3,131 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.pagerduty import FakePagerDuty
-from fakes.server import create_self_signed_certificate
-from fakes.slack import FakeSlack
 from harness import WorkerFactory, wait_for
+from scenario import (
+    ESCALATE_AFTER,
+    LABELS,
+    ROUTING_KEY,
+    SERIES,
+    expected_incidents,
+    pipeline_config,
+    read_series,
+)
 
 from schemas.records import MetricBatch, MetricSample
 from tocsin.replay import publish, replay_metrics
 
-SERIES = "realKnownCause/ambient_temperature_system_failure.csv"
-HOT_FOR = timedelta(hours=2)
-COLD_FOR = timedelta(hours=1)
-ESCALATE_AFTER = timedelta(hours=1)
-SLACK_TOKEN = "xoxb-test-token"
-ROUTING_KEY = "R0UTINGKEY0000000000000000000000"
-LABELS = {"service": "machine-room", "metric": "temperature", "series": "ambient"}
-
-
-def pipeline_config() -> dict[str, Any]:
-    return {
-        "rules": {
-            "metrics": [
-                {
-                    "name": "room_hot",
-                    "match": {"metric": "temperature"},
-                    "op": "above",
-                    "threshold": 80,
-                    "for": "2h",
-                    "severity": "high",
-                    "auto_resolve": True,
-                    "summary": "Machine room above 80 F",
-                },
-                {
-                    "name": "room_cold",
-                    "match": {"metric": "temperature"},
-                    "op": "below",
-                    "threshold": 60,
-                    "for": "1h",
-                    "severity": "medium",
-                    "auto_resolve": False,
-                    "summary": "Machine room below 60 F",
-                },
-            ]
-        },
-        "policies": {
-            "default": {
-                "levels": [
-                    {"delay": "0s", "targets": ["slack", "pagerduty"]},
-                    {"delay": "1h", "targets": ["secondary"]},
-                ]
-            }
-        },
-        "receivers": {
-            "slack": {"type": "slack", "channel": "#oncall"},
-            "pagerduty": {"type": "pagerduty"},
-            "secondary": {"type": "console"},
-        },
-    }
-
-
-def read_series(path: Path) -> list[tuple[datetime, float]]:
-    with path.open() as handle:
-        return [
-            (
-                datetime.fromisoformat(row["timestamp"]).replace(tzinfo=UTC),
-                float(row["value"]),
-            )
-            for row in csv.DictReader(handle)
-        ]
-
-
-def episodes(
-    rows: list[tuple[datetime, float]], breached: Any, hold: timedelta
-) -> list[dict[str, Any]]:
-    """Return each firing episode: breach start, firing time, clear time."""
-    found: list[dict[str, Any]] = []
-    start: datetime | None = None
-    firing: dict[str, Any] | None = None
-    for at, value in rows:
-        if breached(value):
-            start = start or at
-            if firing is None and at - start >= hold:
-                firing = {"start": start, "fired": at, "cleared": None}
-                found.append(firing)
-        else:
-            if firing is not None:
-                firing["cleared"] = at
-            start, firing = None, None
-    return found
-
-
-def expected_incidents(rows: list[tuple[datetime, float]]) -> list[dict[str, Any]]:
-    """One incident per hot episode; the cold rule keeps one incident open."""
-    hot = episodes(rows, lambda v: v > 80, HOT_FOR)
-    cold = episodes(rows, lambda v: v < 60, COLD_FOR)
-    incidents = [
-        {"rule": "room_hot", "opened": e["fired"], "resolved": e["cleared"]}
-        for e in hot
-    ]
-    if cold:
-        incidents.append({"rule": "room_cold", "opened": cold[0]["fired"]})
-    return sorted(incidents, key=lambda i: i["opened"])
-
 
 def parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-@pytest.fixture
-def vendors(tmp_path: Path) -> Any:
-    certificate = create_self_signed_certificate(tmp_path)
-    with FakeSlack(SLACK_TOKEN) as slack, FakePagerDuty(tls=certificate) as pagerduty:
-        env = {
-            "TOCSIN_SLACK_TOKEN": SLACK_TOKEN,
-            "TOCSIN_SLACK_BASE_URL": slack.url + "/api/",
-            "TOCSIN_PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
-            "TOCSIN_PAGERDUTY_EVENTS_URL": pagerduty.url,
-            "SSL_CERT_FILE": str(certificate.cert_path),
-        }
-        yield slack, pagerduty, env
 
 
 def window_row(rows: list[dict[str, Any]], opened: datetime, size_s: int) -> Any:
@@ -196,8 +93,9 @@ def test_replay_opens_notifies_and_measures(
     for incident, reference in zip(incidents, expected, strict=True):
         if reference.get("resolved") is not None:
             wait_for(
-                lambda i=incident: worker.get(f"/incidents/{i['incident_id']}")["state"]
-                == "resolved",
+                lambda i=incident: (
+                    worker.get(f"/incidents/{i['incident_id']}")["state"] == "resolved"
+                ),
                 30,
                 f"{incident['incident_id']} resolved",
             )
@@ -253,7 +151,9 @@ def test_replay_opens_notifies_and_measures(
     wait_for(
         lambda: pagerduty.alerts.get(cold_id) == "resolved", 30, "pagerduty resolved"
     )
-    assert [e["event_action"] for e in pagerduty.events if e["dedup_key"] == cold_id] == [
+    assert [
+        e["event_action"] for e in pagerduty.events if e["dedup_key"] == cold_id
+    ] == [
         "trigger",
         "acknowledge",
         "resolve",
@@ -272,7 +172,7 @@ def test_replay_opens_notifies_and_measures(
         def in_window(at: datetime, size: int = size_s) -> bool:
             return at.timestamp() // size == opened.timestamp() // size
 
-        def metrics_ready(name: str = window) -> Any:
+        def metrics_ready(name: str = window, size_s: int = size_s) -> Any:
             rows = worker.get(f"/metrics/response?window={name}&service=machine-room")
             try:
                 row = window_row(rows["rows"], opened, size_s)
@@ -295,4 +195,3 @@ def test_replay_opens_notifies_and_measures(
     assert empty["rows"][0]["opened"] == 0
     assert empty["rows"][0]["mtta_s"] is None
     assert empty["rows"][0]["mttr_s"] is None
-

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from schemas.config import ConfigError, load_config
 from tocsin import client
@@ -38,7 +39,7 @@ def main(log_level: str) -> None:
     )
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
+@main.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def broker(args: tuple[str, ...]) -> None:
     """Start, stop or fetch a local broker (start --kind kafka|tansu, stop, fetch)."""
@@ -66,7 +67,16 @@ def worker(config: Path | None, clock: str | None, web_port: int | None) -> None
     # The worker re-reads sys.argv through faust; keep only the program name.
     sys.argv = [sys.argv[0], "worker"]
     try:
-        run_worker(Settings(**overrides))
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TOCSIN_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f" (got {e['input']!r})"
+            for e in exc.errors(include_url=False)
+        )
+        raise click.ClickException(f"invalid settings: {problems}") from None
+    try:
+        run_worker(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 

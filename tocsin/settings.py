@@ -17,8 +17,12 @@ class Settings(BaseSettings):
     Secrets live here, never in the YAML file.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOCSIN_", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TOCSIN_", frozen=True, env_ignore_empty=True
+    )
 
+    # TODO: SASL and TLS settings for the broker connection; until then every
+    # connection (workers, replay, admin) is plaintext.
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from schemas.records import IncidentEvent, ResponseSample
 from streams import topics
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 RETENTION = timedelta(days=30)
 
 
-def _opened_at(event: faust.EventT) -> float:
+def _opened_at(event: faust.EventT[bytes]) -> float:
     """Place a sample in the window of its incident's opened time."""
     return ResponseSample.model_validate_json(event.value).opened_at.timestamp()
 
@@ -28,16 +28,17 @@ def _opened_at(event: faust.EventT) -> float:
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     applied = pipeline.table("analytics-applied", default=None)
-    windows = {
-        name: pipeline.table(f"response-{name}", default=dict)
-        .tumbling(size_s, expires=RETENTION)
-        .relative_to(_opened_at)
-        for name, size_s in WINDOWS_S.items()
-    }
+    windows: dict[str, Any] = {}
+    for name, size_s in WINDOWS_S.items():
+        wrapper: Any = pipeline.table(f"response-{name}", default=dict).tumbling(
+            size_s, expires=RETENTION
+        )
+        # faust's WindowWrapperT type omits relative_to, which takes a callable.
+        windows[name] = wrapper.relative_to(_opened_at)
     for name, table in windows.items():
         pipeline.tables[f"response-{name}"] = table
 
-    async def to_samples(stream: faust.StreamT) -> None:
+    async def to_samples(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             incident_event = await pipeline.dead_letters.parse(
                 "analytics", event, IncidentEvent.model_validate_json
@@ -48,7 +49,7 @@ def register(pipeline: Pipeline) -> None:
             if sample is not None:
                 await pipeline.publish(topics.RESPONSE_SAMPLES, sample.service, sample)
 
-    async def aggregate(stream: faust.StreamT) -> None:
+    async def aggregate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             sample = await pipeline.dead_letters.parse(
                 "analytics", event, ResponseSample.model_validate_json

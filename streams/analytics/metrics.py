@@ -40,7 +40,7 @@ def sample_for(event: IncidentEvent) -> ResponseSample | None:
         service=event.service,
         severity=event.severity,
         opened_at=event.opened_at,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         seconds=seconds,
         acknowledged=bool(event.details.get("acknowledged", False)),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from schemas.records import Alert, Command, IncidentEvent, group_key_of
 from streams import topics
@@ -47,7 +47,7 @@ def register(pipeline: Pipeline) -> None:
                 topics.INCIDENT_EVENTS, incident_event.group_key, incident_event
             )
 
-    async def on_alert(event: faust.EventT) -> None:
+    async def on_alert(event: faust.EventT[bytes]) -> None:
         alert = await pipeline.dead_letters.parse(
             "correlate", event, Alert.model_validate_json
         )
@@ -67,7 +67,7 @@ def register(pipeline: Pipeline) -> None:
         groups[group.group_key] = group.model_dump(mode="json")
         await publish(events)
 
-    async def on_command(event: faust.EventT) -> None:
+    async def on_command(event: faust.EventT[bytes]) -> None:
         command = await pipeline.dead_letters.parse(
             "correlate", event, Command.model_validate_json
         )
@@ -86,7 +86,7 @@ def register(pipeline: Pipeline) -> None:
             groups[group.group_key] = group.model_dump(mode="json")
         await publish(events)
 
-    async def correlate(stream: faust.StreamT) -> None:
+    async def correlate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             if event.message.topic == alerts_name:
                 await on_alert(event)
@@ -96,14 +96,16 @@ def register(pipeline: Pipeline) -> None:
     app.agent(source, name="correlate")(correlate)
 
 
-def _load_group(groups: faust.Table, group_key: str) -> Group:
+def _load_group(groups: faust.Table[str, Any], group_key: str) -> Group:
     stored = groups.get(group_key)
     if stored is None:
         return Group(group_key=group_key)
     return Group.model_validate(stored)
 
 
-def _load_incident(incidents: faust.Table, incident_id: str | None) -> Incident | None:
+def _load_incident(
+    incidents: faust.Table[str, Any], incident_id: str | None
+) -> Incident | None:
     if incident_id is None:
         return None
     stored = incidents.get(incident_id)

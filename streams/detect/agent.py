@@ -32,7 +32,7 @@ def register(pipeline: Pipeline) -> None:
     # state}}. It is written once per batch, which costs one changelog record.
     series_state = pipeline.table("detect-series-state", default=dict)
 
-    async def process_metrics(stream: faust.StreamT) -> None:
+    async def process_metrics(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             batch = await pipeline.dead_letters.parse(
                 "detect", event, MetricBatch.model_validate_json
@@ -56,7 +56,7 @@ def register(pipeline: Pipeline) -> None:
             series_state[batch.series] = {"offsets": offsets, "rules": rule_states}
             pipeline.clock.observe(batch.samples[-1].at)
 
-    async def process_logs(stream: faust.StreamT) -> None:
+    async def process_logs(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             batch = await pipeline.dead_letters.parse(
                 "detect", event, LogBatch.model_validate_json

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from schemas.records import (
     Command,
@@ -36,7 +36,7 @@ def register(pipeline: Pipeline) -> None:
     # send the same command again on the next tick.
     requested: dict[str, int] = {}
 
-    async def escalate(stream: faust.StreamT) -> None:
+    async def escalate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             incident_event = await pipeline.dead_letters.parse(
                 "escalate", event, IncidentEvent.model_validate_json
@@ -76,7 +76,7 @@ def register(pipeline: Pipeline) -> None:
 
 async def _apply(
     pipeline: Pipeline,
-    plans: faust.Table,
+    plans: faust.Table[str, Any],
     event: IncidentEvent,
 ) -> None:
     stored = plans.get(event.incident_id)

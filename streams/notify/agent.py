@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def register(pipeline: Pipeline) -> None:
     notifier = Notifier(pipeline)
 
-    async def notify(stream: faust.StreamT) -> None:
+    async def notify(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             notification = await pipeline.dead_letters.parse(
                 "notify", event, Notification.model_validate_json
@@ -52,7 +52,9 @@ class Notifier:
         self.receiver_state = pipeline.table("notify-receiver-state", default=None)
         pipeline.counters.update(delivered=0, failed=0)
 
-    async def handle(self, event: faust.EventT, notification: Notification) -> None:
+    async def handle(
+        self, event: faust.EventT[bytes], notification: Notification
+    ) -> None:
         pipeline = self.pipeline
         if self.delivered.get(notification.notification_id) is not None:
             log.debug("duplicate skipped id=%s", notification.notification_id)

@@ -21,7 +21,9 @@ def _secret(env_name: str, fallback: SecretStr | None) -> SecretStr | None:
     value = os.environ.get(env_name)
     if value:
         return SecretStr(value)
-    return fallback
+    if fallback is not None and fallback.get_secret_value():
+        return fallback
+    return None
 
 
 def build_receivers(config: cfg.Config, settings: Settings) -> dict[str, Receiver]:

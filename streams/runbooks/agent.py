@@ -37,7 +37,7 @@ def register(pipeline: Pipeline) -> None:
             sessions.append(aiohttp.ClientSession())
         return sessions[0]
 
-    async def runbooks(stream: faust.StreamT) -> None:
+    async def runbooks(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             incident_event = await pipeline.dead_letters.parse(
                 "runbooks", event, IncidentEvent.model_validate_json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from faust import web
 from pydantic import ValidationError
@@ -35,11 +35,14 @@ def register(pipeline: Pipeline) -> None:
 
     @app.page("/ready")
     async def ready(view: web.View, request: web.Request) -> web.Response:
-        recovered = app.tables.recovery.completed.is_set()
+        tables: Any = app.tables
+        recovered = tables.recovery.completed.is_set()
         if recovered and not app.rebalancing:
             return view.json({"status": "ready"})
         return view.json({"status": "starting"}, status=503)
 
+    # NOTE: lists read this worker's tables only. With several workers each
+    # lists the incidents of its own partitions, until queries are routed.
     @app.page("/incidents")
     async def list_incidents(view: web.View, request: web.Request) -> web.Response:
         try:

@@ -1,0 +1,128 @@
+"""In-process benchmarks: threshold rule evaluation and record parsing."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+from bench.data import series_labels
+from bench.report import Rate, Row
+from schemas.config import ThresholdRule
+from schemas.records import MetricBatch, MetricSample
+from streams.detect.rules import ThresholdState, step_threshold
+
+# Passengers per 30 minutes. Busy evenings in nyc_taxi exceed it for over an
+# hour, so a pass over the series fires and resolves the rule many times.
+RULE_THRESHOLD = 25_000.0
+RULE_FOR = "1h"
+PARSE_BATCH_SIZES = (1, 10, 100)
+# Distinct payloads per batch size, cycled so no single payload dominates.
+PARSE_DISTINCT_PAYLOADS = 100
+
+
+def median_seconds(run: Callable[[], object], repeats: int) -> float:
+    """Run `run` once to warm up, then return the median wall time of `repeats` runs."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def count_transitions(series: list[MetricSample]) -> int:
+    """Return how many alerts one pass of the benchmark rule over `series` causes."""
+    rule = benchmark_rule()
+    state = ThresholdState()
+    return sum(step_threshold(rule, state, s) is not None for s in series)
+
+
+def benchmark_rule() -> ThresholdRule:
+    return ThresholdRule.model_validate(
+        {"name": "taxi_busy", "threshold": RULE_THRESHOLD, "for": RULE_FOR}
+    )
+
+
+def bench_rule_evaluation(series: list[MetricSample], passes: int, repeats: int) -> Row:
+    """Time `step_threshold` over every sample of `series` against a bare comparison.
+
+    Each pass starts from a new ThresholdState, because a state that has seen a
+    sample ignores it and every sample before it.
+    """
+    rule = benchmark_rule()
+    threshold = rule.threshold
+    values = [sample.value for sample in series]
+
+    def evaluate_rule() -> int:
+        transitions = 0
+        for _ in range(passes):
+            state = ThresholdState()
+            for sample in series:
+                if step_threshold(rule, state, sample) is not None:
+                    transitions += 1
+        return transitions
+
+    def compare_values() -> int:
+        breaches = 0
+        for _ in range(passes):
+            for value in values:
+                if value > threshold:
+                    breaches += 1
+        return breaches
+
+    samples = passes * len(series)
+    rule_s = median_seconds(evaluate_rule, repeats)
+    compare_s = median_seconds(compare_values, repeats)
+    return Row(
+        benchmark="rule evaluation",
+        case=f"step_threshold, {len(series)} samples",
+        measured=Rate(None, samples / rule_s),
+        baseline_name="value > threshold loop",
+        baseline=Rate(None, samples / compare_s),
+    )
+
+
+def parse_payloads(series: list[MetricSample], batch_size: int) -> list[bytes]:
+    """Return up to PARSE_DISTINCT_PAYLOADS encoded batches of consecutive samples."""
+    count = min(PARSE_DISTINCT_PAYLOADS, len(series) // batch_size)
+    labels = series_labels("nyc-taxi-0")
+    return [
+        MetricBatch(
+            series=labels["series"],
+            labels=labels,
+            samples=series[i * batch_size : (i + 1) * batch_size],
+        ).to_bytes()
+        for i in range(count)
+    ]
+
+
+def bench_parsing(
+    series: list[MetricSample], batch_size: int, samples_per_run: int, repeats: int
+) -> Row:
+    """Time MetricBatch.model_validate_json against json.loads on the same bytes."""
+    distinct = parse_payloads(series, batch_size)
+    records = max(1, samples_per_run // batch_size)
+    payloads = [distinct[i % len(distinct)] for i in range(records)]
+
+    def validate() -> None:
+        for payload in payloads:
+            MetricBatch.model_validate_json(payload)
+
+    def decode() -> None:
+        for payload in payloads:
+            json.loads(payload)
+
+    validate_s = median_seconds(validate, repeats)
+    decode_s = median_seconds(decode, repeats)
+    mean_bytes = sum(len(p) for p in distinct) / len(distinct)
+    samples = records * batch_size
+    return Row(
+        benchmark="record parsing",
+        case=f"MetricBatch, {batch_size} samples ({mean_bytes:,.0f} B)",
+        measured=Rate(records / validate_s, samples / validate_s),
+        baseline_name="json.loads",
+        baseline=Rate(records / decode_s, samples / decode_s),
+    )
