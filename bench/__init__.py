@@ -1,4 +1,4 @@
-"""Throughput benchmarks of Tocsin's hot paths, each against a baseline from the same run.
+"""Throughput benchmarks of Tocsin's hot paths against baselines from the same run.
 
 Run `python -m bench` (add `--quick` for a smoke run, `--skip-broker` to skip
 the Kafka pipeline benchmark). docs/benchmarks.md records the results.

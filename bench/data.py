@@ -30,7 +30,9 @@ def load_series(path: Path = NYC_TAXI) -> list[MetricSample]:
     return list(read_samples(path))
 
 
-def extended_samples(series: list[MetricSample], start: int, count: int) -> list[MetricSample]:
+def extended_samples(
+    series: list[MetricSample], start: int, count: int
+) -> list[MetricSample]:
     """Return samples `start` to `start + count` of the series repeated end to end.
 
     Each repetition is shifted by the span of the series plus one sample
@@ -51,15 +53,18 @@ def series_labels(series_name: str) -> dict[str, str]:
 
 
 def metric_batches(
-    series: list[MetricSample], series_count: int, batch_count: int, batch_size: int
+    series: list[MetricSample], names: list[str], batch_count: int, batch_size: int
 ) -> Iterator[tuple[str, MetricBatch]]:
-    """Yield `batch_count` (series name, batch) pairs, round robin over the series.
+    """Yield `batch_count` (series name, batch) pairs, round robin over `names`.
 
     Every series carries the same values. Within a series, event times increase
     from one batch to the next.
     """
     for index in range(batch_count):
-        position, series_index = divmod(index, series_count)
-        name = f"nyc-taxi-{series_index}"
+        position, name_index = divmod(index, len(names))
+        name = names[name_index]
         samples = extended_samples(series, position * batch_size, batch_size)
-        yield name, MetricBatch(series=name, labels=series_labels(name), samples=samples)
+        yield (
+            name,
+            MetricBatch(series=name, labels=series_labels(name), samples=samples),
+        )

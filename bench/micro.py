@@ -22,6 +22,10 @@ PARSE_BATCH_SIZES = (1, 10, 100)
 PARSE_DISTINCT_PAYLOADS = 100
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
     """Run `run` once to warm up, then return the median wall time of `repeats` runs."""
     run()
@@ -121,7 +125,7 @@ def bench_parsing(
     samples = records * batch_size
     return Row(
         benchmark="record parsing",
-        case=f"MetricBatch, {batch_size} samples ({mean_bytes:,.0f} B)",
+        case=f"MetricBatch, {plural(batch_size, 'sample')} ({mean_bytes:,.0f} B)",
         measured=Rate(records / validate_s, samples / validate_s),
         baseline_name="json.loads",
         baseline=Rate(records / decode_s, samples / decode_s),

@@ -62,7 +62,7 @@ def register(pipeline: Pipeline) -> None:
             for level in policy_levels(pipeline.config, policy)
         ]
         incident, events = apply_alert(group, incident, alert, policy, delays)
-        if incident is not None and events:
+        if incident is not None:
             incidents[incident.incident_id] = incident.model_dump(mode="json")
         groups[group.group_key] = group.model_dump(mode="json")
         await publish(events)

@@ -63,7 +63,8 @@ def register(pipeline: Pipeline) -> None:
             )
             if batch is None:
                 continue
-            for line in batch.lines:
+            position = f"{event.message.partition}:{event.message.offset}"
+            for index, line in enumerate(batch.lines):
                 for rule in rules.logs:
                     if not matches(rule.match, batch.labels):
                         continue
@@ -71,7 +72,11 @@ def register(pipeline: Pipeline) -> None:
                         at = line.at.timestamp()
                         transition = Transition(AlertStatus.FIRING, at, at)
                         alert = build_alert(
-                            rule, batch.labels, transition, {"line": line.message}
+                            rule,
+                            batch.labels,
+                            transition,
+                            {"line": line.message},
+                            event_key=f"{position}:{index}",
                         )
                         await pipeline.publish(topics.ALERTS, alert.group_key, alert)
             pipeline.clock.observe(max(line.at for line in batch.lines))

@@ -111,14 +111,22 @@ def build_alert(
     series_labels: dict[str, str],
     transition: Transition,
     annotations: dict[str, str],
+    event_key: str | None = None,
 ) -> Alert:
-    """Build the alert record a rule transition publishes."""
+    """Build the alert record a rule transition publishes.
+
+    `event_key` tells apart alerts of one fingerprint that share a transition
+    time, such as two matching log lines in the same second; it must be the
+    same when the input is redelivered (a record offset and line index).
+    """
     labels = {**series_labels, **rule.labels, "alertname": rule.name}
     identity = fingerprint(rule.name, {**series_labels, **rule.labels})
     starts_at = datetime.fromtimestamp(transition.starts_at, UTC)
     at = datetime.fromtimestamp(transition.at, UTC)
     return Alert(
-        event_id=stable_hash(identity, transition.status, transition.starts_at),
+        event_id=stable_hash(
+            identity, transition.status, transition.starts_at, event_key
+        ),
         fingerprint=identity,
         group_key=identity,
         rule=rule.name,
