@@ -2,7 +2,7 @@
 
 The broker is chosen in this order: one named by TOCSIN_TEST_BOOTSTRAP, Apache
 Kafka from the local jar cache, a testcontainers Kafka where a Docker engine
-answers, then Tansu. TOCSIN_TEST_BROKER=kafka makes any other choice an error.
+responds, then Tansu. TOCSIN_TEST_BROKER=kafka makes any other choice an error.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ TLB_PATTERN = "data TLB error interrupt"
 
 
 class RunbookTarget(FakeServer):
-    """An HTTP endpoint a runbook restarts services through; answers 202."""
+    """An HTTP endpoint that runbooks restart services through; it returns 202."""
 
     def add_routes(self, app: web.Application) -> None:
         async def restart(request: web.Request) -> web.Response:
@@ -116,7 +116,7 @@ def test_log_pattern_rule_opens_one_incident(
     assert incidents[0]["severity"] == "critical"
 
 
-def test_live_escalation_fires_on_time_and_stops_on_ack(
+def test_live_escalation_stops_on_ack(
     workers: WorkerFactory,
 ) -> None:
     config = workers.write_config(

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     producer_max_batch_size: int = Field(
         default=16384,
         ge=1,
-        description="Bytes; set 1 on Tansu, whose latest-offset answer is wrong "
+        description="Bytes; set 1 on Tansu, whose latest-offset response is wrong "
         "for multi-record batches and loses table updates on recovery.",
     )
     tick_interval_s: float = Field(default=1.0, gt=0, description="Timer period.")

@@ -20,7 +20,7 @@ from schemas.records import (
 
 @dataclass
 class ThresholdState:
-    """Where one series stands against one threshold rule.
+    """The state of one series against one threshold rule.
 
     Times are Unix seconds of event time. `pending_since` is the first sample
     of the current breach, which is also the start of impact.
@@ -115,9 +115,10 @@ def build_alert(
 ) -> Alert:
     """Build the alert record a rule transition publishes.
 
-    `event_key` tells apart alerts of one fingerprint that share a transition
-    time, such as two matching log lines in the same second; it must be the
-    same when the input is redelivered (a record offset and line index).
+    `event_key` distinguishes alerts of one fingerprint that share a
+    transition time, such as two matching log lines in the same second. It
+    must not change when the input is redelivered, so it is a record offset
+    and line index.
     """
     labels = {**series_labels, **rule.labels, "alertname": rule.name}
     identity = fingerprint(rule.name, {**series_labels, **rule.labels})
