@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+from bench import BenchmarkError
 from bench.data import NYC_TAXI, DataNotFoundError, load_series
 from bench.micro import (
     PARSE_BATCH_SIZES,
@@ -22,7 +23,7 @@ from bench.micro import (
     bench_rule_evaluation,
     count_transitions,
 )
-from bench.pipeline import BenchmarkError, run_pipeline_benchmark
+from bench.pipeline import run_pipeline_benchmark
 from bench.report import Report, format_table
 from tocsin.broker import KAFKA_VERSION, BrokerError
 
@@ -35,8 +36,8 @@ class Sizes:
     pipeline_batches: int
 
 
-FULL = Sizes(rule_passes=20, parse_samples=100_000, repeats=5, pipeline_batches=20_000)
-QUICK = Sizes(rule_passes=2, parse_samples=10_000, repeats=3, pipeline_batches=1_000)
+FULL = Sizes(rule_passes=20, parse_samples=100_000, repeats=5, pipeline_batches=15_000)
+QUICK = Sizes(rule_passes=2, parse_samples=10_000, repeats=3, pipeline_batches=3_000)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

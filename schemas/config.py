@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -28,18 +29,36 @@ def parse_duration(value: object) -> object:
     """Parse a Prometheus-style duration (`90s`, `5m`, `1h30m`) or seconds."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+    if isinstance(value, bool):
+        raise ValueError(_duration_problem(value))
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(_duration_problem(value))
+        return _to_timedelta(value, value)
     if not isinstance(value, str):
         return value
     text = value.strip()
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(_duration_problem(value))
+    return _to_timedelta(sum(float(n) * _UNIT_SECONDS[u] for n, u in parts), value)
+
+
+def _duration_problem(value: object) -> str:
+    return (
+        f"invalid duration {value!r}: use a number with a unit, "
+        "such as 30s, 5m, 1h30m, 2d (units ms, s, m, h, d, w)"
+    )
+
+
+def _to_timedelta(seconds: float, value: object) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
         raise ValueError(
-            f"invalid duration {value!r}: use a number with a unit, "
-            "such as 30s, 5m, 1h30m, 2d (units ms, s, m, h, d, w)"
-        )
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+            f"invalid duration {value!r}: longer than the maximum, "
+            f"{timedelta.max.days} days"
+        ) from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -191,34 +210,6 @@ class Config(Strict):
     runbooks: list[Runbook] = Field(default_factory=list)
     targets: Targets = Field(default_factory=Targets)
 
-    @model_validator(mode="after")
-    def _references_exist(self) -> Config:
-        errors = []
-        policy_names = set(self.policies)
-        if self.policies and self.default_policy not in policy_names:
-            errors.append(
-                f"default_policy {self.default_policy!r} is not a policy; "
-                f"defined: {sorted(policy_names)}"
-            )
-        for index, route in enumerate(self.routes):
-            if route.policy not in policy_names:
-                errors.append(
-                    f"routes[{index}].policy {route.policy!r} is not a policy; "
-                    f"defined: {sorted(policy_names)}"
-                )
-        for name, policy in self.policies.items():
-            for level_index, level in enumerate(policy.levels):
-                for target in level.targets:
-                    if target not in self.receivers:
-                        errors.append(
-                            f"policies.{name}.levels[{level_index}].targets: "
-                            f"{target!r} is not a receiver; "
-                            f"defined: {sorted(self.receivers)}"
-                        )
-        if errors:
-            raise ValueError("; ".join(errors))
-        return self
-
     def policy_for(self, labels: dict[str, str]) -> str:
         for route in self.routes:
             if all(labels.get(k) == v for k, v in route.match.items()):
@@ -244,15 +235,58 @@ def _format_error(error: Any) -> str:
     return f"{location}: {message}; got {error['input']!r}"
 
 
+def _reference_problems(data: object) -> list[str]:
+    """List the routes, default policy and targets that name nothing defined.
+
+    Reads the parsed YAML, not the model, so the check also runs when other
+    fields are invalid. Entries of the wrong shape are left to the model.
+    """
+    if not isinstance(data, dict):
+        return []
+    policies = data.get("policies") or {}
+    receivers = data.get("receivers") or {}
+    if not isinstance(policies, dict) or not isinstance(receivers, dict):
+        return []
+    problems = []
+    default = data.get("default_policy", "default")
+    if policies and isinstance(default, str) and default not in policies:
+        problems.append(
+            f"default_policy: {default!r} is not a policy; defined: {sorted(policies)}"
+        )
+    routes = data.get("routes") or []
+    for index, route in enumerate(routes if isinstance(routes, list) else []):
+        policy = route.get("policy") if isinstance(route, dict) else None
+        if isinstance(policy, str) and policy not in policies:
+            problems.append(
+                f"routes.{index}.policy: {policy!r} is not a policy; "
+                f"defined: {sorted(policies)}"
+            )
+    for name, policy in policies.items():
+        levels = policy.get("levels") if isinstance(policy, dict) else None
+        for level_index, level in enumerate(levels if isinstance(levels, list) else []):
+            targets = level.get("targets") if isinstance(level, dict) else None
+            for target in targets if isinstance(targets, list) else []:
+                if isinstance(target, str) and target not in receivers:
+                    problems.append(
+                        f"policies.{name}.levels.{level_index}.targets: "
+                        f"{target!r} is not a receiver; defined: {sorted(receivers)}"
+                    )
+    return problems
+
+
 def parse_config(data: object, path: Path) -> Config:
     """Validate parsed YAML, raising ConfigError that lists every problem."""
     if data is None:
         data = {}
+    problems = _reference_problems(data)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = [_format_error(e) for e in exc.errors(include_url=False)]
+        problems = [_format_error(e) for e in exc.errors(include_url=False)] + problems
         raise ConfigError(path, problems) from None
+    if problems:
+        raise ConfigError(path, problems)
+    return config
 
 
 def load_config(path: Path) -> Config:

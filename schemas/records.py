@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -228,8 +227,8 @@ class RunbookRun(Record):
     incident_id: str
     dry_run: bool
     status: Literal["succeeded", "failed", "rendered"]
-    started_at: datetime
-    finished_at: datetime
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
     steps: list[dict[str, Any]]
 
 
@@ -267,7 +266,7 @@ def stable_hash(*parts: object, length: int = 16) -> str:
 def group_key_of(incident_id: str) -> str:
     """Return the group key an incident id was made from (`<group_key>-<n>`)."""
     group_key, _, number = incident_id.rpartition("-")
-    if not group_key or not number.isdigit():
+    if not group_key or not (number.isascii() and number.isdigit()):
         raise ValueError(
             f"invalid incident id {incident_id!r}: expected <group key>-<number>"
         )

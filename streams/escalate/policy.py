@@ -76,8 +76,10 @@ def receivers_for(plan: Plan, event: IncidentEvent) -> list[str]:
 def _reach_level(plan: Plan, level: int) -> list[str]:
     if level >= len(plan.levels):
         return []
-    plan.level = level
-    plan.schedule_next()
+    # A redelivered opened or escalated event must not move the plan back.
+    if level >= plan.level:
+        plan.level = level
+        plan.schedule_next()
     targets = plan.levels[level].targets
     plan.notified = [*plan.notified, *(t for t in targets if t not in plan.notified)]
     return list(targets)

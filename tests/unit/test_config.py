@@ -75,36 +75,21 @@ def test_invalid_duration_names_value_and_units(value: str) -> None:
     assert UNITS in str(excinfo.value)
 
 
-@pytest.mark.xfail(reason="a negative number becomes a negative delay", strict=True)
 def test_negative_duration_rejected() -> None:
     with pytest.raises(ValueError, match="invalid duration -5"):
         parse_duration(-5)
 
 
-@pytest.mark.xfail(
-    reason="parse_duration passes booleans on and pydantic reads true as 1 s",
-    strict=True,
-)
 def test_boolean_duration_rejected() -> None:
     assert problems_of({"rules": {"metrics": [metric_rule(**{"for": True})]}})
 
 
-@pytest.mark.xfail(
-    reason="timedelta raises OverflowError, which pydantic does not catch",
-    raises=OverflowError,
-    strict=True,
-)
 @pytest.mark.parametrize("value", [math.inf, 10**15, "99999999999d"])
 def test_out_of_range_duration_rejected(value: object) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(value)
 
 
-@pytest.mark.xfail(
-    reason="OverflowError escapes parse_config instead of a ConfigError",
-    raises=OverflowError,
-    strict=True,
-)
 def test_out_of_range_duration_listed_as_problem() -> None:
     problems = problems_of({"rules": {"metrics": [metric_rule(**{"for": math.inf})]}})
 
@@ -199,13 +184,15 @@ def test_route_to_unknown_policy_rejected() -> None:
 
     problems = problems_of(data)
 
-    assert "routes[0].policy 'ml-oncall' is not a policy" in problems[0]
+    assert any("'ml-oncall' is not a policy" in p for p in problems)
 
 
 def test_unknown_default_policy_rejected() -> None:
     data = {"default_policy": "nightly", "policies": POLICIES, "receivers": RECEIVERS}
 
-    assert "default_policy 'nightly' is not a policy" in problems_of(data)[0]
+    problems = problems_of(data)
+
+    assert any("'nightly' is not a policy" in p for p in problems)
 
 
 def test_policy_target_must_be_receiver() -> None:
@@ -213,28 +200,28 @@ def test_policy_target_must_be_receiver() -> None:
 
     problems = problems_of({"policies": policies, "receivers": RECEIVERS})
 
-    assert "policies.default.levels[0].targets: 'ghost' is not a receiver" in (
-        problems[0]
-    )
+    assert any("'ghost' is not a receiver" in p for p in problems)
 
 
-@pytest.mark.xfail(
-    reason="reference errors are joined into one problem at the top level",
-    strict=True,
-)
-def test_each_reference_error_listed_apart() -> None:
+def test_reference_error_lists_defined_names() -> None:
+    data = {"routes": [{"policy": "missing"}], "policies": POLICIES}
+
+    problems = problems_of(data)
+
+    assert any("defined: ['default']" in p for p in problems)
+
+
+def test_each_reference_error_listed_with_its_path() -> None:
     data = {
         "routes": [{"policy": "missing"}],
         "policies": {"default": {"levels": [{"targets": ["ghost"]}]}},
     }
 
-    assert len(problems_of(data)) == 2
+    paths = [problem.split(":")[0] for problem in problems_of(data)]
+
+    assert paths == ["routes.0.policy", "policies.default.levels.0.targets"]
 
 
-@pytest.mark.xfail(
-    reason="reference checks do not run once any field is invalid",
-    strict=True,
-)
 def test_reference_errors_listed_with_field_errors() -> None:
     data = {
         "rules": {"metrics": [metric_rule(threshold="high")]},

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,6 @@ from factories import make_notification
 
 from handlers.base import DeliveryError
 from schemas.records import Notification
-from streams.notify import delivery
 from streams.notify.delivery import RetryPolicy, deliver_with_retries
 
 FAST = RetryPolicy(max_attempts=4, deadline_s=5.0, initial_s=0.0001, max_wait_s=0.001)
@@ -30,7 +31,7 @@ class ScriptedReceiver:
 
     kind = "scripted"
 
-    def __init__(self, errors: list[BaseException]) -> None:
+    def __init__(self, errors: Sequence[BaseException]) -> None:
         self.name = "scripted"
         self.errors = list(errors)
         self.calls = 0
@@ -179,7 +180,7 @@ def test_wait_zero_retry_after_kept() -> None:
 
 
 def test_backoff_ceiling_doubles_per_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(delivery.random, "uniform", lambda low, high: high)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
     policy = RetryPolicy(initial_s=0.5, max_wait_s=30.0)
 
     waits = [policy.wait_s(attempt, None) for attempt in range(1, 5)]
@@ -188,12 +189,12 @@ def test_backoff_ceiling_doubles_per_attempt(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_backoff_ceiling_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(delivery.random, "uniform", lambda low, high: high)
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
 
     assert RetryPolicy(initial_s=0.5, max_wait_s=30.0).wait_s(20, None) == 30.0
 
 
 def test_backoff_jitter_starts_at_zero(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(delivery.random, "uniform", lambda low, high: low)
+    monkeypatch.setattr(random, "uniform", lambda low, high: low)
 
     assert RetryPolicy().wait_s(3, None) == 0.0

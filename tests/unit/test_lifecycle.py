@@ -165,9 +165,7 @@ def test_resolved_alert_for_other_fingerprint_is_ignored() -> None:
 
 def test_resolved_alert_without_incident_is_ignored() -> None:
     group = Group(group_key=GROUP_KEY)
-    incident, events = apply_alert(
-        group, None, make_resolved_alert(), POLICY, DELAYS_S
-    )
+    incident, events = apply_alert(group, None, make_resolved_alert(), POLICY, DELAYS_S)
 
     assert incident is None
     assert events == []
@@ -393,9 +391,7 @@ def test_escalate_command_catches_up() -> None:
 
     events = apply_command(group, incident, command)
 
-    assert [(event.kind, event.level) for event in events] == [
-        (EventKind.ESCALATED, 1)
-    ]
+    assert [(event.kind, event.level) for event in events] == [(EventKind.ESCALATED, 1)]
 
 
 def test_early_escalate_command_changes_nothing() -> None:

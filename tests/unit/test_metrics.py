@@ -202,7 +202,7 @@ def test_window_rows_filter_by_service() -> None:
 
 def test_window_rows_sorted_by_service_then_start() -> None:
     later = HOUR_START + 3600
-    items = [
+    items: list[Any] = [
         (("trainer", (HOUR_START, HOUR_END)), {}),
         (("api", (later, later + 3600)), {}),
         (("api", (HOUR_START, HOUR_END)), {}),

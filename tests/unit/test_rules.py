@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ LABELS = {"service": "api", "host": "node-1", "metric": "cpu_utilization"}
 
 
 def feed(
-    rule: ThresholdRule, state: ThresholdState, samples: list[tuple[float, float]]
+    rule: ThresholdRule, state: ThresholdState, samples: Sequence[tuple[float, float]]
 ) -> list[Transition | None]:
     """Apply (seconds, value) samples in order and return every transition."""
     return [step_threshold(rule, state, make_sample(s, v)) for s, v in samples]
@@ -64,7 +65,7 @@ def test_threshold_fires_once_while_breaching() -> None:
     assert transitions[1:] == [None, None]
 
 
-def test_threshold_value_equal_to_bound_does_not_breach() -> None:
+def test_threshold_bound_is_exclusive() -> None:
     rule = make_rule(for_=timedelta(0), threshold=90.0)
     transitions = feed(rule, ThresholdState(), [(0, 90)])
 
@@ -326,3 +327,20 @@ def test_alert_carries_rule_settings() -> None:
     assert alert.auto_resolve is True
     assert alert.severity is rule.severity
     assert alert.rule == "cpu_high"
+
+
+def test_event_key_separates_alerts_at_same_time() -> None:
+    rule = make_rule()
+    first = build_alert(rule, LABELS, FIRING, {}, event_key="17:0")
+    second = build_alert(rule, LABELS, FIRING, {}, event_key="17:1")
+
+    assert first.event_id != second.event_id
+    assert first.fingerprint == second.fingerprint
+
+
+def test_event_key_stable_for_redelivered_input() -> None:
+    rule = make_rule()
+    first = build_alert(rule, LABELS, FIRING, {"line": "a"}, event_key="17:0")
+    second = build_alert(rule, LABELS, FIRING, {"line": "a"}, event_key="17:0")
+
+    assert first.event_id == second.event_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,7 +68,7 @@ def test_first_notification_posts_message(slack: FakeSlack) -> None:
     assert state == {"ts": messages[0]["ts"], "channel": CHANNEL}
 
 
-def test_open_message_offers_acknowledge_and_resolve(slack: FakeSlack) -> None:
+def test_open_message_has_both_buttons(slack: FakeSlack) -> None:
     deliver(receiver_for(slack), make_notification(), {})
 
     assert action_ids(slack.messages[0]["blocks"]) == [
@@ -76,7 +77,7 @@ def test_open_message_offers_acknowledge_and_resolve(slack: FakeSlack) -> None:
     ]
 
 
-def test_later_notification_updates_message_in_place(slack: FakeSlack) -> None:
+def test_later_notification_updates_message(slack: FakeSlack) -> None:
     receiver = receiver_for(slack)
     state = deliver(receiver, make_notification(), {})
 
@@ -125,7 +126,7 @@ def test_resolved_message_has_no_buttons(slack: FakeSlack) -> None:
     assert action_ids(current["blocks"]) == []
 
 
-def test_rate_limit_is_retriable_with_retry_after(slack: FakeSlack) -> None:
+def test_rate_limit_retriable_with_retry_after(slack: FakeSlack) -> None:
     slack.fail_next(429, retry_after_s=7)
 
     error = delivery_error(receiver_for(slack))
@@ -179,3 +180,15 @@ def test_error_hides_token(slack: FakeSlack) -> None:
 
     assert wrong not in str(error)
     assert wrong not in repr(error)
+
+
+def test_logs_hide_token(slack: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
+    slack.fail_next(429, retry_after_s=1)
+    receiver = receiver_for(slack)
+
+    with caplog.at_level(logging.DEBUG):
+        delivery_error(receiver)
+        deliver(receiver, make_notification(), {})
+
+    assert caplog.records
+    assert TOKEN not in caplog.text

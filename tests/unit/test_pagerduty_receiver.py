@@ -1,0 +1,268 @@
+"""PagerDutyReceiver against the local fake Events API, and its trigger payload."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from factories import INCIDENT_ID, make_notification
+from fakes.pagerduty import FakePagerDuty
+from fakes.server import TlsCertificate, create_self_signed_certificate
+from pydantic import SecretStr
+
+from handlers.base import DeliveryError
+from handlers.pagerduty import SUMMARY_MAX, PagerDutyReceiver, trigger_payload
+from schemas.records import EventKind, IncidentState, Notification, Severity
+
+ROUTING_KEY = "R0UT1NGKEY0UNITTEST0000000000000"
+
+pytestmark = pytest.mark.usefixtures("no_proxy")
+
+
+@pytest.fixture(scope="module")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> TlsCertificate:
+    return create_self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def pagerduty_fake(tls_certificate: TlsCertificate) -> Iterator[FakePagerDuty]:
+    with FakePagerDuty(tls=tls_certificate) as fake:
+        yield fake
+
+
+@pytest.fixture
+def receiver(
+    pagerduty_fake: FakePagerDuty,
+    tls_certificate: TlsCertificate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[PagerDutyReceiver]:
+    # The receiver builds its client without `verify`, so httpx2 trusts the
+    # fake's certificate through SSL_CERT_FILE, read when the client is built.
+    monkeypatch.setenv("SSL_CERT_FILE", str(Path(tls_certificate.cert_path)))
+    built = PagerDutyReceiver(
+        "pagerduty-primary",
+        SecretStr(ROUTING_KEY),
+        pagerduty_fake.url,
+        timeout_s=5.0,
+    )
+    yield built
+    built._client.close()
+
+
+def deliver(
+    receiver: PagerDutyReceiver,
+    notification: Notification,
+    state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return asyncio.run(receiver.deliver(notification, state or {}))
+
+
+def delivery_error(receiver: PagerDutyReceiver) -> DeliveryError:
+    with pytest.raises(DeliveryError) as excinfo:
+        deliver(receiver, make_notification("pagerduty-primary"))
+    return excinfo.value
+
+
+def transition(kind: EventKind, state: IncidentState, seq: int) -> Notification:
+    return make_notification("pagerduty-primary", kind=kind, state=state, seq=seq)
+
+
+ACKNOWLEDGED = transition(EventKind.ACKNOWLEDGED, IncidentState.ACKNOWLEDGED, 2)
+RESOLVED = transition(EventKind.RESOLVED, IncidentState.RESOLVED, 3)
+
+
+# Delivery to the fake
+
+
+def test_trigger_dedup_key_is_incident_id(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    state = deliver(receiver, make_notification("pagerduty-primary"))
+
+    assert pagerduty_fake.alerts_for(ROUTING_KEY) == {INCIDENT_ID: "triggered"}
+    assert state == {"dedup_key": INCIDENT_ID, "last_action": "trigger"}
+
+
+def test_trigger_carries_payload(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    deliver(receiver, make_notification("pagerduty-primary"))
+
+    payload = pagerduty_fake.events[0]["payload"]
+    assert payload["summary"] == "CPU above 90 %"
+    assert payload["source"] == "api"
+    assert payload["severity"] == "error"
+
+
+def test_acknowledged_acknowledges_alert(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    deliver(receiver, make_notification("pagerduty-primary"))
+    state = deliver(receiver, ACKNOWLEDGED)
+
+    assert pagerduty_fake.alerts == {INCIDENT_ID: "acknowledged"}
+    assert state["last_action"] == "acknowledge"
+
+
+def test_resolved_resolves_alert(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    deliver(receiver, make_notification("pagerduty-primary"))
+    deliver(receiver, ACKNOWLEDGED)
+    deliver(receiver, RESOLVED)
+
+    actions = [event["event_action"] for event in pagerduty_fake.events]
+    assert actions == ["trigger", "acknowledge", "resolve"]
+    assert pagerduty_fake.alerts == {INCIDENT_ID: "resolved"}
+
+
+def test_every_dedup_key_is_incident_id(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    deliver(receiver, make_notification("pagerduty-primary"))
+    deliver(receiver, RESOLVED)
+
+    keys = {event["dedup_key"] for event in pagerduty_fake.events}
+    assert keys == {INCIDENT_ID}
+
+
+def test_escalated_triggers_same_alert(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    deliver(receiver, make_notification("pagerduty-primary"))
+    deliver(receiver, transition(EventKind.ESCALATED, IncidentState.OPEN, 2))
+
+    assert pagerduty_fake.alerts == {INCIDENT_ID: "triggered"}
+    assert len(pagerduty_fake.events) == 2
+
+
+def test_other_events_send_nothing(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    state = {"dedup_key": INCIDENT_ID, "last_action": "trigger"}
+    added = transition(EventKind.ALERT_ADDED, IncidentState.OPEN, 2)
+
+    assert deliver(receiver, added, state) == state
+    assert pagerduty_fake.requests == []
+
+
+def test_bad_request_is_permanent(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    pagerduty_fake.fail_next(400)
+
+    error = delivery_error(receiver)
+
+    assert error.retriable is False
+    assert "HTTP 400" in str(error)
+
+
+def test_invalid_event_is_permanent(receiver: PagerDutyReceiver) -> None:
+    # The fake rejects an empty source with 400, as PagerDuty does.
+    notification = make_notification("pagerduty-primary", service="")
+
+    with pytest.raises(DeliveryError) as excinfo:
+        deliver(receiver, notification)
+
+    assert excinfo.value.retriable is False
+
+
+def test_unavailable_is_retriable(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    pagerduty_fake.fail_next(503)
+
+    error = delivery_error(receiver)
+
+    assert error.retriable is True
+    assert len(pagerduty_fake.requests) == 1
+
+
+def test_dropped_connection_is_retriable(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    pagerduty_fake.drop_next()
+
+    error = delivery_error(receiver)
+
+    assert error.retriable is True
+    assert len(pagerduty_fake.requests) == 1
+
+
+def test_error_hides_routing_key(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    pagerduty_fake.fail_next(400)
+
+    error = delivery_error(receiver)
+
+    assert ROUTING_KEY not in str(error)
+    assert ROUTING_KEY not in repr(error)
+
+
+def test_repr_hides_routing_key(receiver: PagerDutyReceiver) -> None:
+    assert ROUTING_KEY not in repr(receiver)
+
+
+# trigger_payload
+
+
+def test_long_summary_cut_to_limit() -> None:
+    payload = trigger_payload(make_notification(title="x" * 5000))
+
+    assert len(payload["summary"]) == SUMMARY_MAX
+    assert payload["summary"].endswith("…")
+
+
+def test_summary_at_limit_kept() -> None:
+    title = "x" * SUMMARY_MAX
+
+    assert trigger_payload(make_notification(title=title))["summary"] == title
+
+
+def test_cut_summary_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="handlers.pagerduty"):
+        trigger_payload(make_notification(title="x" * 2000))
+
+    assert "pagerduty summary cut" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("severity", "expected"),
+    [
+        (Severity.CRITICAL, "critical"),
+        (Severity.HIGH, "error"),
+        (Severity.MEDIUM, "warning"),
+        (Severity.LOW, "info"),
+        (Severity.INFO, "info"),
+    ],
+)
+def test_severity_mapped_to_pagerduty(severity: Severity, expected: str) -> None:
+    payload = trigger_payload(make_notification(severity=severity))
+
+    assert payload["severity"] == expected
+
+
+def test_payload_component_prefers_metric_label() -> None:
+    payload = trigger_payload(make_notification())
+
+    assert payload["component"] == "cpu_utilization"
+
+
+def test_logs_hide_routing_key(
+    receiver: PagerDutyReceiver,
+    pagerduty_fake: FakePagerDuty,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pagerduty_fake.fail_next(503)
+
+    with caplog.at_level(logging.DEBUG):
+        delivery_error(receiver)
+        deliver(receiver, make_notification("pagerduty-primary"))
+
+    assert caplog.records
+    assert ROUTING_KEY not in caplog.text
