@@ -2,132 +2,18 @@
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
-    field_validator,
-    model_validator,
 )
 
-from schemas.records import Severity
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: object) -> object:
-    """Parse a Prometheus-style duration (`90s`, `5m`, `1h30m`) or seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError(_duration_problem(value))
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(_duration_problem(value))
-        return _to_timedelta(value, value)
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(_duration_problem(value))
-    return _to_timedelta(sum(float(n) * _UNIT_SECONDS[u] for n, u in parts), value)
-
-
-def _duration_problem(value: object) -> str:
-    return (
-        f"invalid duration {value!r}: use a number with a unit, "
-        "such as 30s, 5m, 1h30m, 2d (units ms, s, m, h, d, w)"
-    )
-
-
-def _to_timedelta(seconds: float, value: object) -> timedelta:
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(
-            f"invalid duration {value!r}: longer than the maximum, "
-            f"{timedelta.max.days} days"
-        ) from None
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class ThresholdRule(Strict):
-    """A metric rule that fires when a series stays above or below a bound.
-
-    It fires once the condition has held for `for_` (Prometheus `for`), and
-    resolves at the first sample that no longer breaches it.
-    """
-
-    name: str = Field(min_length=1)
-    type: Literal["threshold"] = "threshold"
-    match: dict[str, str] = Field(default_factory=dict)
-    op: Literal["above", "below"] = "above"
-    threshold: float
-    for_: Duration = Field(default=timedelta(0), alias="for")
-    severity: Severity = Severity.MEDIUM
-    auto_resolve: bool = False
-    notify: bool = True
-    labels: dict[str, str] = Field(default_factory=dict)
-    summary: str = ""
-
-    def breached(self, value: float) -> bool:
-        if self.op == "above":
-            return value > self.threshold
-        return value < self.threshold
-
-
-class PatternRule(Strict):
-    """A log rule that fires on every line whose message matches `regex`."""
-
-    name: str = Field(min_length=1)
-    type: Literal["pattern"] = "pattern"
-    match: dict[str, str] = Field(default_factory=dict)
-    regex: str
-    levels: list[str] = Field(default_factory=list)
-    severity: Severity = Severity.MEDIUM
-    auto_resolve: bool = False
-    notify: bool = True
-    labels: dict[str, str] = Field(default_factory=dict)
-    summary: str = ""
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
-        return value
-
-
-class Rules(Strict):
-    metrics: list[ThresholdRule] = Field(default_factory=list)
-    logs: list[PatternRule] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> Rules:
-        names = [r.name for r in self.metrics] + [r.name for r in self.logs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"rule names must be unique, repeated: {duplicates}")
-        return self
+from schemas.durations import Duration
+from schemas.rules import Rules, Strict
 
 
 class SlackReceiver(Strict):
@@ -227,8 +113,24 @@ class ConfigError(Exception):
         super().__init__(f"invalid configuration file {path}:\n{listing}")
 
 
+def _file_path(loc: tuple[Any, ...]) -> list[str]:
+    """Drop the union tags pydantic puts in a location, leaving the file's path.
+
+    A rule's type tag follows its list index; a receiver's follows its name.
+    """
+    path = []
+    for index, part in enumerate(loc):
+        after_rule = index > 0 and isinstance(loc[index - 1], int)
+        after_receiver = index > 1 and loc[index - 2] == "receivers"
+        in_rules = "rules" in loc[:index]
+        if (after_rule and in_rules) or after_receiver:
+            continue
+        path.append(str(part))
+    return path
+
+
 def _format_error(error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    location = ".".join(_file_path(tuple(error["loc"]))) or "(top level)"
     message = error["msg"]
     if error["type"] in {"value_error", "assertion_error"}:
         return f"{location}: {message.removeprefix('Value error, ')}"

@@ -75,6 +75,12 @@ class LogBatch(Record):
     lines: list[LogLine] = Field(min_length=1, max_length=10_000)
 
 
+class Tick(Record):
+    """The time on one partition, sent by live workers so idle keys still age."""
+
+    at: AwareDatetime
+
+
 class AlertStatus(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"

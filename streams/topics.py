@@ -24,6 +24,7 @@ class TopicSpec:
 
 METRICS = TopicSpec("telemetry.metrics", "series", records.MetricBatch)
 LOGS = TopicSpec("telemetry.logs", "source", records.LogBatch)
+DETECT_TICKS = TopicSpec("detect-ticks", "none; one record per partition", records.Tick)
 ALERTS = TopicSpec("alerts", "group key", records.Alert)
 COMMANDS = TopicSpec("commands", "group key", records.Command)
 INCIDENT_EVENTS = TopicSpec("incident-events", "group key", records.IncidentEvent)
@@ -39,6 +40,7 @@ DEAD_LETTER = TopicSpec("deadletter", "source key", records.DeadLetter)
 ALL = (
     METRICS,
     LOGS,
+    DETECT_TICKS,
     ALERTS,
     COMMANDS,
     INCIDENT_EVENTS,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.config import ThresholdRule
 from schemas.records import (
     Alert,
     AlertStatus,
@@ -18,6 +17,7 @@ from schemas.records import (
     Notification,
     Severity,
 )
+from schemas.rules import ThresholdRule
 
 # Every test time is an offset in seconds from T0.
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

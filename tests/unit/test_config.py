@@ -9,13 +9,8 @@ from typing import Any
 
 import pytest
 
-from schemas.config import (
-    Config,
-    ConfigError,
-    load_config,
-    parse_config,
-    parse_duration,
-)
+from schemas.config import Config, ConfigError, load_config, parse_config
+from schemas.durations import parse_duration
 from tocsin.settings import DEFAULT_CONFIG
 
 PATH = Path("tocsin.yaml")

@@ -8,26 +8,26 @@ from typing import Any
 
 from factories import T0, at, make_rule, make_sample
 
-from schemas.config import PatternRule, ThresholdRule
 from schemas.records import AlertStatus, LogLine
-from streams.detect.rules import (
-    ThresholdState,
-    Transition,
-    build_alert,
-    fingerprint,
-    match_line,
-    matches,
-    step_threshold,
-)
+from schemas.rules import PatternRule, ThresholdRule
+from streams.detect.hold import HoldState, Transition
+from streams.detect.metric_rules import step_threshold
+from streams.detect.rules import build_alert, fingerprint, match_line, matches
 
 LABELS = {"service": "api", "host": "node-1", "metric": "cpu_utilization"}
 
 
 def feed(
-    rule: ThresholdRule, state: ThresholdState, samples: Sequence[tuple[float, float]]
+    rule: ThresholdRule, state: HoldState, samples: Sequence[tuple[float, float]]
 ) -> list[Transition | None]:
     """Apply (seconds, value) samples in order and return every transition."""
-    return [step_threshold(rule, state, make_sample(s, v)) for s, v in samples]
+    transitions = []
+    for s, v in samples:
+        sample = make_sample(s, v)
+        transitions.append(
+            step_threshold(rule, state, sample.at.timestamp(), sample.value)
+        )
+    return transitions
 
 
 # step_threshold
@@ -35,7 +35,7 @@ def feed(
 
 def test_threshold_fires_once_for_has_held() -> None:
     rule = make_rule(for_=timedelta(minutes=5))
-    transitions = feed(rule, ThresholdState(), [(0, 95), (120, 95), (300, 95)])
+    transitions = feed(rule, HoldState(), [(0, 95), (120, 95), (300, 95)])
 
     assert transitions[2] == Transition(
         AlertStatus.FIRING, T0.timestamp(), at(300).timestamp()
@@ -44,14 +44,14 @@ def test_threshold_fires_once_for_has_held() -> None:
 
 def test_threshold_silent_before_for_has_held() -> None:
     rule = make_rule(for_=timedelta(minutes=5))
-    transitions = feed(rule, ThresholdState(), [(0, 95), (120, 95), (299, 95)])
+    transitions = feed(rule, HoldState(), [(0, 95), (120, 95), (299, 95)])
 
     assert transitions == [None, None, None]
 
 
 def test_threshold_without_for_fires_on_first_breach() -> None:
     rule = make_rule(for_=timedelta(0))
-    transitions = feed(rule, ThresholdState(), [(0, 95)])
+    transitions = feed(rule, HoldState(), [(0, 95)])
 
     assert transitions[0] == Transition(
         AlertStatus.FIRING, T0.timestamp(), T0.timestamp()
@@ -60,21 +60,21 @@ def test_threshold_without_for_fires_on_first_breach() -> None:
 
 def test_threshold_fires_once_while_breaching() -> None:
     rule = make_rule(for_=timedelta(0))
-    transitions = feed(rule, ThresholdState(), [(0, 95), (60, 96), (120, 97)])
+    transitions = feed(rule, HoldState(), [(0, 95), (60, 96), (120, 97)])
 
     assert transitions[1:] == [None, None]
 
 
 def test_threshold_bound_is_exclusive() -> None:
     rule = make_rule(for_=timedelta(0), threshold=90.0)
-    transitions = feed(rule, ThresholdState(), [(0, 90)])
+    transitions = feed(rule, HoldState(), [(0, 90)])
 
     assert transitions == [None]
 
 
 def test_threshold_resolves_at_first_clear_sample() -> None:
     rule = make_rule(for_=timedelta(0))
-    transitions = feed(rule, ThresholdState(), [(0, 95), (60, 95), (120, 50)])
+    transitions = feed(rule, HoldState(), [(0, 95), (60, 95), (120, 50)])
 
     assert transitions[2] == Transition(
         AlertStatus.RESOLVED, T0.timestamp(), at(120).timestamp()
@@ -83,17 +83,17 @@ def test_threshold_resolves_at_first_clear_sample() -> None:
 
 def test_threshold_resolve_clears_state() -> None:
     rule = make_rule(for_=timedelta(0))
-    state = ThresholdState()
+    state = HoldState()
     feed(rule, state, [(0, 95), (60, 50)])
 
-    assert state == ThresholdState(
+    assert state == HoldState(
         pending_since=None, firing=False, last_at=at(60).timestamp()
     )
 
 
 def test_clear_sample_while_pending_causes_nothing() -> None:
     rule = make_rule(for_=timedelta(minutes=5))
-    transitions = feed(rule, ThresholdState(), [(0, 95), (60, 50)])
+    transitions = feed(rule, HoldState(), [(0, 95), (60, 50)])
 
     assert transitions == [None, None]
 
@@ -101,7 +101,7 @@ def test_clear_sample_while_pending_causes_nothing() -> None:
 def test_clear_sample_restarts_the_for_period() -> None:
     rule = make_rule(for_=timedelta(minutes=5))
     samples = [(0, 95), (200, 50), (240, 95), (400, 95), (540, 95)]
-    transitions = feed(rule, ThresholdState(), samples)
+    transitions = feed(rule, HoldState(), samples)
 
     assert transitions[:4] == [None, None, None, None]
     assert transitions[4] == Transition(
@@ -111,9 +111,9 @@ def test_clear_sample_restarts_the_for_period() -> None:
 
 def test_sample_at_last_applied_time_is_ignored() -> None:
     rule = make_rule(for_=timedelta(0))
-    state = ThresholdState()
+    state = HoldState()
     feed(rule, state, [(0, 95)])
-    before = ThresholdState(**state.to_json())
+    before = HoldState(**state.to_json())
 
     transitions = feed(rule, state, [(0, 50)])
 
@@ -123,9 +123,9 @@ def test_sample_at_last_applied_time_is_ignored() -> None:
 
 def test_sample_before_last_applied_is_ignored() -> None:
     rule = make_rule(for_=timedelta(0))
-    state = ThresholdState()
+    state = HoldState()
     feed(rule, state, [(60, 95)])
-    before = ThresholdState(**state.to_json())
+    before = HoldState(**state.to_json())
 
     transitions = feed(rule, state, [(30, 50)])
 
@@ -135,7 +135,7 @@ def test_sample_before_last_applied_is_ignored() -> None:
 
 def test_redelivered_batch_changes_nothing() -> None:
     rule = make_rule(for_=timedelta(minutes=1))
-    state = ThresholdState()
+    state = HoldState()
     batch = [(0, 95), (60, 95), (120, 50)]
     first = feed(rule, state, batch)
     second = feed(rule, state, batch)
@@ -146,7 +146,7 @@ def test_redelivered_batch_changes_nothing() -> None:
 
 def test_below_rule_fires_under_threshold() -> None:
     rule = make_rule(op="below", threshold=0.95, for_=timedelta(0))
-    transitions = feed(rule, ThresholdState(), [(0, 0.9)])
+    transitions = feed(rule, HoldState(), [(0, 0.9)])
 
     assert transitions[0] is not None
     assert transitions[0].status is AlertStatus.FIRING
@@ -154,27 +154,27 @@ def test_below_rule_fires_under_threshold() -> None:
 
 def test_below_rule_ignores_values_above() -> None:
     rule = make_rule(op="below", threshold=0.95, for_=timedelta(0))
-    transitions = feed(rule, ThresholdState(), [(0, 0.99)])
+    transitions = feed(rule, HoldState(), [(0, 0.99)])
 
     assert transitions == [None]
 
 
 def test_below_rule_resolves_when_value_recovers() -> None:
     rule = make_rule(op="below", threshold=0.95, for_=timedelta(0))
-    transitions = feed(rule, ThresholdState(), [(0, 0.5), (60, 0.99)])
+    transitions = feed(rule, HoldState(), [(0, 0.5), (60, 0.99)])
 
     assert transitions[1] is not None
     assert transitions[1].status is AlertStatus.RESOLVED
 
 
 def test_state_round_trips_through_json() -> None:
-    state = ThresholdState(pending_since=10.0, firing=True, last_at=20.0)
+    state = HoldState(pending_since=10.0, firing=True, last_at=20.0)
 
-    assert ThresholdState.from_json(state.to_json()) == state
+    assert HoldState.from_json(state.to_json()) == state
 
 
 def test_state_from_empty_json_is_fresh() -> None:
-    assert ThresholdState.from_json({}) == ThresholdState()
+    assert HoldState.from_json({}) == HoldState()
 
 
 # matches and match_line

@@ -1,0 +1,52 @@
+"""Durations in the configuration file: Prometheus style (`90s`, `5m`) or seconds."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> object:
+    """Parse a Prometheus-style duration (`90s`, `5m`, `1h30m`) or seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(_duration_problem(value))
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(_duration_problem(value))
+        return _to_timedelta(value, value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(_duration_problem(value))
+    return _to_timedelta(sum(float(n) * _UNIT_SECONDS[u] for n, u in parts), value)
+
+
+def _duration_problem(value: object) -> str:
+    return (
+        f"invalid duration {value!r}: use a number with a unit, "
+        "such as 30s, 5m, 1h30m, 2d (units ms, s, m, h, d, w)"
+    )
+
+
+def _to_timedelta(seconds: float, value: object) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(
+            f"invalid duration {value!r}: longer than the maximum, "
+            f"{timedelta.max.days} days"
+        ) from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
