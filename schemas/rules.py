@@ -104,7 +104,8 @@ class AnomalyRule(RuleBase):
     """Fire when the anomaly detector scores a sample at or above `threshold`."""
 
     type: Literal["anomaly"]
-    threshold: float = Field(default=0.9, gt=0.0, le=1.0)
+    # The detector scores the samples it alerts on at 0.5 or more.
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0)
 
 
 class BurnWindow(Strict):

@@ -68,10 +68,8 @@ def apply_samples(
         if not matches(rule.match, labels):
             continue
         rule_state = rule_states.setdefault(rule.name, {})
-        for at, value in samples:
-            transition = metric_rules.step(rule, rule_state, at, value)
-            if transition is not None:
-                fired.append(Fired(rule, labels, transition))
+        for transition in metric_rules.step_many(rule, rule_state, samples):
+            fired.append(Fired(rule, labels, transition))
     return fired
 
 

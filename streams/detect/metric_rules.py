@@ -16,6 +16,7 @@ from schemas.rules import (
     MetricRule,
     ThresholdRule,
 )
+from streams.detect.anomaly import AnomalyDetector
 from streams.detect.hold import HoldState, Transition, hold
 
 
@@ -128,33 +129,39 @@ def _check_absence(
     )
 
 
-def _step_anomaly(
-    rule: AnomalyRule, state: dict[str, Any], at: float, value: float
-) -> Transition | None:
-    from streams.detect.anomaly import AnomalyDetector
+def _run_anomaly(
+    rule: AnomalyRule, state: dict[str, Any], samples: list[list[float]]
+) -> list[Transition]:
+    """Score a run of samples with the series' detector, restored once per run.
 
-    detector = (
-        AnomalyDetector.from_json(state["detector"])
-        if "detector" in state
-        else AnomalyDetector()
-    )
-    score = detector.update(at, value)
-    state["detector"] = detector.to_json()
+    The detector's state is tens of kilobytes of JSON, so it is decoded and
+    encoded once per batch, not once per sample. A sample the detector
+    rejects (a repeated timestamp) is skipped.
+    """
+    stored = state.get("detector")
+    detector = AnomalyDetector.from_json(stored) if stored else AnomalyDetector()
     hold_state = _hold_state(state)
-    transition = hold(
-        hold_state,
-        at,
-        score >= rule.threshold,
-        0.0,
-        rule.keep_firing_for.total_seconds(),
-    )
+    transitions = []
+    for at, value in samples:
+        try:
+            score = detector.update(at, value)
+        except ValueError:
+            continue
+        keep_s = rule.keep_firing_for.total_seconds()
+        transition = hold(hold_state, at, score >= rule.threshold, 0.0, keep_s)
+        if transition is not None:
+            annotations = {"score": f"{score:.3f}", "value": f"{value:g}"}
+            transitions.append(
+                Transition(
+                    transition.status,
+                    transition.starts_at,
+                    transition.at,
+                    annotations,
+                )
+            )
+    state["detector"] = detector.to_json()
     _save(state, hold_state)
-    if transition is None:
-        return None
-    annotations = {"score": f"{score:.3f}", "value": f"{value:g}"}
-    return Transition(
-        transition.status, transition.starts_at, transition.at, annotations
-    )
+    return transitions
 
 
 def _step_burn_rate(
@@ -206,8 +213,19 @@ def step(
     if isinstance(rule, AbsenceRule):
         return _step_absence(rule, state, at)
     if isinstance(rule, AnomalyRule):
-        return _step_anomaly(rule, state, at, value)
+        found = _run_anomaly(rule, state, [[at, value]])
+        return found[0] if found else None
     return _step_burn_rate(rule, state, at, value)
+
+
+def step_many(
+    rule: MetricRule, state: dict[str, Any], samples: list[list[float]]
+) -> list[Transition]:
+    """Apply ordered samples of one series to one rule's state."""
+    if isinstance(rule, AnomalyRule):
+        return _run_anomaly(rule, state, samples)
+    found = (step(rule, state, at, value) for at, value in samples)
+    return [transition for transition in found if transition is not None]
 
 
 def advance(rule: MetricRule, state: dict[str, Any], now: float) -> Transition | None:
