@@ -67,7 +67,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def describe_machine() -> list[str]:
+def format_load_average() -> str:
+    one_min, five_min, fifteen_min = os.getloadavg()
+    return f"{one_min:.2f} {five_min:.2f} {fifteen_min:.2f}"
+
+
+def describe_machine(load_at_start: str) -> list[str]:
     packages = ", ".join(
         f"{name} {version(name)}"
         for name in ("faust-streaming", "aiokafka", "pydantic")
@@ -76,6 +81,9 @@ def describe_machine() -> list[str]:
         f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
         f"Python {platform.python_version()}, {platform.platform()}",
         f"packages: {packages}, Apache Kafka {KAFKA_VERSION}",
+        # Other processes on the machine lower every rate, so the load is shown.
+        f"load average (1, 5, 15 min): {load_at_start} at start, "
+        f"{format_load_average()} at end",
     ]
 
 
@@ -83,7 +91,7 @@ def run(args: argparse.Namespace) -> Report:
     sizes = QUICK if args.quick else FULL
     series = load_series()
     report = Report()
-    report.rows.append(bench_rule_evaluation(series, sizes.rule_passes, sizes.repeats))
+    report.rows.extend(bench_rule_evaluation(series, sizes.rule_passes, sizes.repeats))
     report.notes.append(
         f"rule evaluation: {NYC_TAXI.name}, threshold above {RULE_THRESHOLD:g} "
         f"for {RULE_FOR}, {count_transitions(series)} alerts per pass, "
@@ -116,12 +124,13 @@ def run(args: argparse.Namespace) -> Report:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    load_at_start = format_load_average()
     try:
         report = run(args)
     except (DataNotFoundError, BrokerError, BenchmarkError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print("\n".join(describe_machine()))
+    print("\n".join(describe_machine(load_at_start)))
     print()
     print(format_table(report.rows))
     print()

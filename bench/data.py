@@ -24,8 +24,8 @@ def load_series(path: Path = NYC_TAXI) -> list[MetricSample]:
     """Read the NAB series at `path`, raising DataNotFoundError if it is missing."""
     if not path.is_file():
         raise DataNotFoundError(
-            f"NAB series not found at {path}; the benchmarks expect the NAB "
-            "repository under <repo>/../shared/data/NAB"
+            f"NAB series not found at {path}. The benchmarks read the NAB "
+            "repository from <repo>/../shared/data/NAB."
         )
     return list(read_samples(path))
 

@@ -30,7 +30,7 @@ FETCH_TIMEOUT_MS = 500
 
 @dataclass(frozen=True)
 class Published:
-    """What publish_batches sent: end offset per partition, counts and value bytes."""
+    """Records sent by publish_batches: end offsets, counts and value bytes."""
 
     partitions: dict[TopicPartition, int]
     records: int
@@ -182,8 +182,8 @@ async def watch_commits(
             try:
                 committed = await committed_total(admin, group_id, partitions)
             except KafkaError as exc:
-                # The group coordinator is unavailable until __consumer_offsets
-                # exists and is loaded, which the worker's first join causes.
+                # Kafka creates __consumer_offsets on the first coordinator
+                # lookup, and the coordinator is unavailable until it is loaded.
                 if not exc.retriable:
                     raise
                 log.debug("offset fetch failed, retrying: %r", exc)

@@ -1,8 +1,9 @@
 """Pipeline benchmark: one `tocsin worker` on Apache Kafka against a plain consumer.
 
 Both read the same metric batches, published before either starts. The
-worker is timed from the first committed offset seen to the commit of the
-end offset, so worker start-up and the first commit interval are excluded.
+worker is timed between the first and the last offset commit it makes while
+records remain, so its start-up and the idle time before its final commit
+are excluded.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -39,6 +40,7 @@ async def ensure_topics(bootstrap_servers: str, prefix: str, partitions: int) ->
             except TopicAlreadyExistsError:
                 log.debug("topics created concurrently by another process")
             log.info("topics created count=%d partitions=%d", len(missing), partitions)
+            await _wait_for_leaders(admin, missing)
         for name, count in present.items():
             if count != partitions:
                 log.warning(
@@ -50,3 +52,26 @@ async def ensure_topics(bootstrap_servers: str, prefix: str, partitions: int) ->
                 )
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 10.0
+) -> None:
+    """Wait until every partition of new topics has a leader, so sends succeed.
+
+    A broker answers create_topics before it has elected the leaders; a
+    producer that sends in between gets NotLeaderForPartition and retries.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        descriptions = await admin.describe_topics(names)
+        led = all(
+            d.get("error_code", 0) == 0
+            and d["partitions"]
+            and all(p["leader"] >= 0 for p in d["partitions"])
+            for d in descriptions
+        )
+        if led:
+            return
+        await asyncio.sleep(0.1)
+    log.warning("topics still without leaders after %.0f s topics=%s", timeout_s, names)

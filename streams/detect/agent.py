@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.records import DeadLetter, LogBatch, MetricBatch, MetricSample, Tick
+from schemas.rules import AbsenceRule
 from streams import topics
 from streams.detect import engine
 from streams.detect.engine import Fired
@@ -143,6 +144,7 @@ class MetricStage(Detector):
         super().__init__(pipeline, "detect-series-state")
         self.rules = pipeline.config.rules.metrics
         self.lateness_s = pipeline.config.rules.allowed_lateness.total_seconds()
+        self.timed = [rule for rule in self.rules if isinstance(rule, AbsenceRule)]
         self.expected = [
             (rule, series)
             for rule in self.rules
@@ -191,10 +193,12 @@ class MetricStage(Detector):
 
     async def sweep(self, partition: int, now: float) -> None:
         """Age every series of a partition to `now`; store those that changed."""
+        if not self.timed:
+            return
         for series in sorted(self.keys[partition]):
             state = self.get(series, partition)
             before = repr(state)
-            fired = engine.advance_series(self.rules, state, now)
+            fired = engine.advance_series(self.timed, state, now)
             if repr(state) != before:
                 self.put(series, state)
             await self.publish(fired)

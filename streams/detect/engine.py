@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +75,7 @@ def apply_samples(
 
 
 def advance_series(
-    rules: list[MetricRule], state: dict[str, Any], now: float
+    rules: Sequence[MetricRule], state: dict[str, Any], now: float
 ) -> list[Fired]:
     """Apply the passing of time to one series' time-based rules."""
     labels: dict[str, str] = state.get("labels", {})
