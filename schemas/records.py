@@ -125,6 +125,7 @@ class EventKind(StrEnum):
     ALERT_ADDED = "alert_added"
     ALERT_RESOLVED = "alert_resolved"
     ACKNOWLEDGED = "acknowledged"
+    REOPENED = "reopened"
     ESCALATED = "escalated"
     NOTIFIED = "notified"
     NOTIFY_FAILED = "notify_failed"
@@ -164,6 +165,7 @@ class IncidentEvent(Record):
 class CommandKind(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"
+    REOPEN = "reopen"
     ESCALATE = "escalate"
     RECORD = "record"
 

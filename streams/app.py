@@ -92,6 +92,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     from streams.escalate import agent as escalate
     from streams.notify import agent as notify
     from streams.runbooks import agent as runbooks
+    from streams.web import intake, pagerduty_webhooks, slack_actions
     from streams.web import views as web
 
     pipeline = Pipeline(settings, config)
@@ -102,4 +103,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     runbooks.register(pipeline)
     analytics.register(pipeline)
     web.register(pipeline)
+    intake.register(pipeline)
+    slack_actions.register(pipeline)
+    pagerduty_webhooks.register(pipeline)
     return pipeline

@@ -65,6 +65,26 @@ class DeadLetters:
         )
         await self.pipeline.publish(topics.DEAD_LETTER, key or "", record)
 
+    async def send_raw(self, stage: str, source: str, raw: bytes, error: str) -> None:
+        """Dead-letter an input that did not come from a topic, such as an HTTP body.
+
+        `source` names where it came from (for example `POST /alerts`) and
+        takes the place of the topic. Strip secrets from `raw` before calling.
+        """
+        record = DeadLetter(
+            stage=stage,
+            topic=source,
+            partition=None,
+            offset=None,
+            key=None,
+            value=base64.b64encode(raw).decode(),
+            error=error,
+            at=self.pipeline.clock.now(),
+        )
+        self.count += 1
+        log.warning("input dead-lettered stage=%s source=%s: %s", stage, source, error)
+        await self.pipeline.publish(topics.DEAD_LETTER, source, record)
+
     async def parse(
         self, stage: str, event: faust.EventT[bytes], parser: Callable[[bytes], ModelT]
     ) -> ModelT | None:

@@ -60,8 +60,16 @@ class Settings(BaseSettings):
     tick_interval_s: float = Field(default=1.0, gt=0, description="Timer period.")
     slack_base_url: str = "https://slack.com/api/"
     slack_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Verifies Slack interactivity requests."
+    )
     pagerduty_events_url: str = "https://events.pagerduty.com"
     pagerduty_routing_key: SecretStr | None = None
+    pagerduty_webhook_secrets: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated secrets of PagerDuty webhook subscriptions; "
+        "several are accepted at once so a secret can be rotated.",
+    )
     http_timeout_s: float = Field(default=10.0, gt=0)
     delivery_attempts: int = Field(default=4, ge=1, le=20)
     log_level: str = "INFO"

@@ -239,6 +239,8 @@ def apply_command(
     # An escalate command only asks for this catch-up: levels are reached
     # when they are due, never earlier and never twice.
     earlier = catch_up(incident, command.at)
+    if command.kind is CommandKind.REOPEN:
+        return _reopen(group, incident, command.at, actor)
     if incident.state is IncidentState.RESOLVED:
         return earlier
     if command.kind is CommandKind.RESOLVE:
@@ -251,3 +253,20 @@ def apply_command(
         incident.acknowledged_by = actor
         return [*earlier, incident.append(EventKind.ACKNOWLEDGED, command.at, actor)]
     return earlier
+
+
+def _reopen(
+    group: Group, incident: Incident, at: datetime, actor: str
+) -> list[IncidentEvent]:
+    """Reopen a resolved incident, unless its group has opened another since."""
+    if incident.state is not IncidentState.RESOLVED:
+        return []
+    if group.open_incident not in (None, incident.incident_id):
+        return []
+    incident.state = IncidentState.OPEN
+    incident.resolved_at = None
+    incident.resolved_by = None
+    incident.acknowledged_at = None
+    incident.acknowledged_by = None
+    group.open_incident = incident.incident_id
+    return [incident.append(EventKind.REOPENED, at, actor)]

@@ -56,6 +56,11 @@ class AnomalyParams:
     min_history: int = 20
     spread_multiple: float = 20.0
     season_seconds: float = 86_400.0
+    week_seconds: float = 0.0
+    short_size: int = 0
+    shift_weight: float = 1.0
+    spread_weight: float = 1.0
+    week_mode: str = "max"
     max_season_samples: int = 20_000
     warmup: int = 100
     min_surprise: float = 0.1
@@ -121,6 +126,10 @@ class AnomalyDetector:
         self._levels = RollingWindow(self.params.baseline_size)
         self._residuals = RollingWindow(self.params.baseline_size)
         self._changes = RollingWindow(self.params.baseline_size)
+        self._week_changes = RollingWindow(self.params.baseline_size)
+        self._shifts = RollingWindow(self.params.baseline_size)
+        self._spreads = RollingWindow(self.params.baseline_size)
+        self._short: deque[float] = deque()
         # (at, value) of the last season, for the seasonal lag.
         self._recent: deque[tuple[float, float]] = deque()
         self._intervals: deque[float] = deque(maxlen=INTERVAL_HISTORY)
@@ -148,9 +157,30 @@ class AnomalyDetector:
         residual = value - self._levels.quantile(0.5) if len(self._levels) else None
         lagged = self._lagged_value(at - self.params.season_seconds)
         change = None if lagged is None else value - lagged
-        surprise = self._surprise(residual, change)
+        week_change = None
+        if self.params.week_seconds > 0:
+            week_lagged = self._lagged_value(at - self.params.week_seconds)
+            week_change = None if week_lagged is None else value - week_lagged
+        shift = spread = None
+        k = self.params.short_size
+        if k > 0 and len(self._short) >= k - 1 and len(self._levels):
+            recent = [*self._short, value][-k:]
+            shift = sum(recent) / len(recent) - self._levels.quantile(0.5)
+            mid = median(recent)
+            spread = median(abs(x - mid) for x in recent)
+        surprise = self._surprise(residual, change, week_change, shift, spread)
         alert = self._is_alert(surprise)
         self._remember(at, value, residual, change, surprise)
+        if week_change is not None:
+            self._week_changes.add(week_change)
+        if shift is not None:
+            self._shifts.add(shift)
+        if spread is not None:
+            self._spreads.add(spread)
+        if k > 0:
+            self._short.append(value)
+            while len(self._short) > k - 1:
+                self._short.popleft()
         if alert:
             self._last_alert = self._count
             self._last_alert_surprise = surprise
@@ -159,13 +189,31 @@ class AnomalyDetector:
             return ALERT_SCORE + (1.0 - ALERT_SCORE) * surprise
         return QUIET_SCALE * surprise
 
-    def _surprise(self, residual: float | None, change: float | None) -> float:
-        surprises = []
-        for window, deviation in ((self._residuals, residual), (self._changes, change)):
-            if deviation is not None and len(window) >= self.params.min_history:
-                surprises.append(
-                    window.surprise(deviation, self.params.spread_multiple)
-                )
+    def _surprise(self, residual, change, week_change, shift, spread) -> float:
+        p = self.params
+
+        def one(window, deviation):
+            if deviation is not None and len(window) >= p.min_history:
+                return window.surprise(deviation, p.spread_multiple)
+            return None
+
+        level = one(self._residuals, residual)
+        day = one(self._changes, change)
+        week = one(self._week_changes, week_change)
+        if day is not None and week is not None:
+            if p.week_mode == "min":
+                day = min(day, week)
+            elif p.week_mode == "max":
+                day = max(day, week)
+            elif p.week_mode == "mean":
+                day = (day + week) / 2
+        sh = one(self._shifts, shift)
+        sp = one(self._spreads, spread)
+        surprises = [x for x in (level, day) if x is not None]
+        if sh is not None:
+            surprises.append(p.shift_weight * sh)
+        if sp is not None:
+            surprises.append(p.spread_weight * sp)
         return max(surprises, default=0.0)
 
     def _is_alert(self, surprise: float) -> bool:
@@ -208,7 +256,11 @@ class AnomalyDetector:
             self._intervals.append(at - self._last_at)
         self._last_at = at
         self._recent.append((at, value))
-        horizon = at - self.params.season_seconds - self._tolerance()
+        horizon = (
+            at
+            - max(self.params.season_seconds, self.params.week_seconds)
+            - self._tolerance()
+        )
         while self._recent and (
             self._recent[0][0] < horizon
             or len(self._recent) > self.params.max_season_samples
