@@ -14,6 +14,7 @@ from pydantic import (
 
 from schemas.durations import Duration
 from schemas.rules import Rules, Strict
+from schemas.silences import MaintenanceWindow
 
 
 class SlackReceiver(Strict):
@@ -94,6 +95,7 @@ class Config(Strict):
     policies: dict[str, EscalationPolicy] = Field(default_factory=dict)
     receivers: dict[str, Receiver] = Field(default_factory=dict)
     runbooks: list[Runbook] = Field(default_factory=list)
+    maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
     targets: Targets = Field(default_factory=Targets)
 
     def policy_for(self, labels: dict[str, str]) -> str:

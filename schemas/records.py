@@ -129,6 +129,7 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"
     NOTIFIED = "notified"
     NOTIFY_FAILED = "notify_failed"
+    SUPPRESSED = "suppressed"
     RUNBOOK_FINISHED = "runbook_finished"
     RESOLVED = "resolved"
 

@@ -92,10 +92,12 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     from streams.escalate import agent as escalate
     from streams.notify import agent as notify
     from streams.runbooks import agent as runbooks
-    from streams.web import intake, pagerduty_webhooks, slack_actions
+    from streams.silences import agent as silences
+    from streams.web import intake, pagerduty_webhooks, silences_views, slack_actions
     from streams.web import views as web
 
     pipeline = Pipeline(settings, config)
+    silences.register(pipeline)
     detect.register(pipeline)
     correlate.register(pipeline)
     escalate.register(pipeline)
@@ -104,6 +106,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     analytics.register(pipeline)
     web.register(pipeline)
     intake.register(pipeline)
+    silences_views.register(pipeline)
     slack_actions.register(pipeline)
     pagerduty_webhooks.register(pipeline)
     return pipeline

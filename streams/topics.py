@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from schemas import records
+from schemas.silences import SilenceCommand
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ METRICS = TopicSpec("telemetry.metrics", "series", records.MetricBatch)
 LOGS = TopicSpec("telemetry.logs", "source", records.LogBatch)
 DETECT_TICKS = TopicSpec("detect-ticks", "none; one record per partition", records.Tick)
 ALERTS = TopicSpec("alerts", "group key", records.Alert)
+SILENCE_COMMANDS = TopicSpec("silence-commands", "silence id", SilenceCommand)
 COMMANDS = TopicSpec("commands", "group key", records.Command)
 INCIDENT_EVENTS = TopicSpec("incident-events", "group key", records.IncidentEvent)
 NOTIFICATIONS = TopicSpec("notifications", "group key", records.Notification)
@@ -42,6 +44,7 @@ ALL = (
     LOGS,
     DETECT_TICKS,
     ALERTS,
+    SILENCE_COMMANDS,
     COMMANDS,
     INCIDENT_EVENTS,
     NOTIFICATIONS,

@@ -190,6 +190,69 @@ def resolve(incident_id: str, actor: str, url: str) -> None:
 
 
 @main.group()
+def silence() -> None:
+    """Create, list and expire silences."""
+
+
+@silence.command("add")
+@click.argument("matchers", nargs=-1, required=True)
+@click.option("--duration", default="2h", show_default=True, help="How long, e.g. 30m.")
+@click.option("--comment", default="", help="Why.")
+@click.option("--author", default=lambda: os.environ.get("USER", "cli"), help="Who.")
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def silence_add(
+    matchers: tuple[str, ...], duration: str, comment: str, author: str, url: str
+) -> None:
+    """Silence incidents whose labels match every MATCHER (name=value, =~, !=, !~)."""
+    body = {
+        "matchers": list(matchers),
+        "duration": duration,
+        "comment": comment,
+        "created_by": author,
+    }
+    try:
+        answer = client.request(url, "/silences", body)
+    except client.WebViewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    created = answer["silence"]
+    click.echo(f"{created['silence_id']}  until {created['ends_at']}")
+
+
+@silence.command("list")
+@click.option("--state", type=click.Choice(["active", "pending", "expired"]))
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def silence_list(state: str | None, url: str) -> None:
+    """List silences."""
+    try:
+        listing = client.request(
+            url, "/silences" + (f"?state={state}" if state else "")
+        )
+    except client.WebViewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for item in listing["silences"]:
+        matchers = ", ".join(
+            f"{m['name']}{m['op']}{m['value']}" for m in item["matchers"]
+        )
+        click.echo(
+            f"{item['silence_id']}  {item['state']:<8} until {item['ends_at']}  "
+            f"{matchers}  by {item['created_by']}: {item['comment']}"
+        )
+
+
+@silence.command("expire")
+@click.argument("silence_id")
+@click.option("--actor", default=lambda: os.environ.get("USER", "cli"), help="Who.")
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def silence_expire(silence_id: str, actor: str, url: str) -> None:
+    """Expire a silence now."""
+    try:
+        client.request(url, f"/silences/{silence_id}/expire", {"actor": actor})
+    except client.WebViewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{silence_id} expiring")
+
+
+@main.group()
 def config() -> None:
     """Work with the configuration file."""
 

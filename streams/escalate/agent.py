@@ -20,6 +20,7 @@ from streams.escalate.policy import (
     policy_levels,
     receivers_for,
 )
+from streams.silences.agent import mute_reason
 
 if TYPE_CHECKING:
     import faust
@@ -88,7 +89,12 @@ async def _apply(
     else:
         plan = Plan.model_validate(stored)
 
-    receivers = receivers_for(plan, event)
+    muted = None
+    if event.kind in {EventKind.OPENED, EventKind.ESCALATED}:
+        muted = mute_reason(pipeline, event.labels, event.at)
+    receivers = receivers_for(plan, event, muted is not None)
+    if muted is not None:
+        await _record_suppressed(pipeline, event, muted)
     if event.kind is EventKind.RESOLVED:
         plans.pop(event.incident_id, None)
     else:
@@ -100,3 +106,26 @@ async def _apply(
             event=event,
         )
         await pipeline.publish(topics.NOTIFICATIONS, event.group_key, notification)
+
+
+async def _record_suppressed(
+    pipeline: Pipeline, event: IncidentEvent, reason: dict[str, str]
+) -> None:
+    """Put on the timeline that a transition was not notified, and why."""
+    log.info(
+        "notifications suppressed incident_id=%s seq=%d reason=%s",
+        event.incident_id,
+        event.seq,
+        reason["reason"],
+    )
+    command = Command(
+        command_id=f"{event.idempotency_key}:suppressed",
+        kind=CommandKind.RECORD,
+        incident_id=event.incident_id,
+        actor="escalation policy",
+        source="escalate",
+        at=pipeline.clock.stamp(event.at),
+        event_kind=EventKind.SUPPRESSED,
+        details={"transition": event.kind, "level": event.level, **reason},
+    )
+    await pipeline.publish(topics.COMMANDS, event.group_key, command)

@@ -61,25 +61,32 @@ def plan_for(event: IncidentEvent, levels: list[EscalationLevel]) -> Plan:
     return plan
 
 
-def receivers_for(plan: Plan, event: IncidentEvent) -> list[str]:
-    """Return the receivers to notify of `event`, updating the plan in place."""
+def receivers_for(plan: Plan, event: IncidentEvent, muted: bool = False) -> list[str]:
+    """Return the receivers to notify of `event`, updating the plan in place.
+
+    A muted incident still moves through its levels, but nobody is told of
+    it. Acknowledgements and resolves always reach every receiver that was
+    told of the incident, muted or not, so a resolve gets through a silence.
+    """
     if event.kind is EventKind.OPENED:
-        return _reach_level(plan, 0)
+        return _reach_level(plan, 0, muted)
     if event.kind is EventKind.ESCALATED:
-        return _reach_level(plan, event.level)
+        return _reach_level(plan, event.level, muted)
     if event.kind in FOLLOW_UP_KINDS:
         plan.next_due = None
         return list(plan.notified)
     return []
 
 
-def _reach_level(plan: Plan, level: int) -> list[str]:
+def _reach_level(plan: Plan, level: int, muted: bool) -> list[str]:
     if level >= len(plan.levels):
         return []
     # A redelivered opened or escalated event must not move the plan back.
     if level >= plan.level:
         plan.level = level
         plan.schedule_next()
+    if muted:
+        return []
     targets = plan.levels[level].targets
     plan.notified = [*plan.notified, *(t for t in targets if t not in plan.notified)]
     return list(targets)

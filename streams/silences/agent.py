@@ -1,0 +1,94 @@
+"""faust glue for silences: commands in, a global table of silences out."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from schemas.silences import Silence, SilenceCommand
+from streams import topics
+
+if TYPE_CHECKING:
+    import faust
+
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def register(pipeline: Pipeline) -> None:
+    table = pipeline.app.GlobalTable(
+        "silences",
+        default=None,
+        partitions=pipeline.settings.topic_partitions,
+        schema=_json_schema(),
+    )
+    pipeline.tables["silences"] = table
+
+    async def silences(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            command = await pipeline.dead_letters.parse(
+                "silences", event, SilenceCommand.model_validate_json
+            )
+            if command is None:
+                continue
+            _apply(table, command)
+
+    topic = pipeline.topic(topics.SILENCE_COMMANDS)
+    pipeline.app.agent(topic, name="silences")(silences)
+
+
+def _json_schema() -> Any:
+    import faust
+
+    return faust.Schema(key_serializer="json", value_serializer="json")
+
+
+def _apply(table: Any, command: SilenceCommand) -> None:
+    if command.action == "create" and command.silence is not None:
+        if table.get(command.silence_id) is None:
+            table[command.silence_id] = command.silence.model_dump(mode="json")
+            log.info(
+                "silence created silence_id=%s actor=%s",
+                command.silence_id,
+                command.actor,
+            )
+        return
+    stored = table.get(command.silence_id)
+    if stored is None:
+        log.warning("silence to expire not found silence_id=%s", command.silence_id)
+        return
+    silence = Silence.model_validate(stored)
+    if silence.expired_at is None:
+        expired = silence.model_copy(update={"expired_at": command.at})
+        table[command.silence_id] = expired.model_dump(mode="json")
+        log.info(
+            "silence expired silence_id=%s actor=%s", command.silence_id, command.actor
+        )
+
+
+def all_silences(pipeline: Pipeline) -> list[Silence]:
+    table = pipeline.tables.get("silences")
+    if table is None:
+        return []
+    return [Silence.model_validate(v) for v in table.values() if v is not None]
+
+
+def mute_reason(
+    pipeline: Pipeline, labels: dict[str, str], at: datetime
+) -> dict[str, str] | None:
+    """Return why notifications for `labels` are muted at `at`, or None."""
+    for silence in all_silences(pipeline):
+        if silence.mutes(labels, at):
+            matchers = ", ".join(str(m) for m in silence.matchers)
+            return {
+                "reason": "silenced",
+                "silence_id": silence.silence_id,
+                "matchers": matchers,
+                "created_by": silence.created_by,
+            }
+    for window in pipeline.config.maintenance_windows:
+        if window.mutes(labels, at):
+            return {"reason": "maintenance", "window": window.name}
+    return None
