@@ -1,4 +1,4 @@
-"""Silences and maintenance windows on the broker: muted pages, resolves that get through."""
+"""Silences and maintenance windows: muted pages, resolves that get through."""
 
 from __future__ import annotations
 
