@@ -17,6 +17,7 @@ from streams.detect.anomaly import (
 T0 = 1_400_000_000.0
 FIVE_MINUTES = 300.0
 DAY_SAMPLES = 288
+WEEK_SAMPLES = 7 * DAY_SAMPLES
 
 
 def feed(detector: AnomalyDetector, values: list[float], start: int = 0) -> list[float]:
@@ -36,6 +37,27 @@ def daily_series(days: int, seed: int) -> list[float]:
     for index in range(DAY_SAMPLES, len(values), 397):
         values[index] += 80
     return values
+
+
+def weekly_series(weeks: int, seed: int) -> list[float]:
+    """Return a noisy daily cycle on weekdays and a flat low level at weekends."""
+    rng = random.Random(seed)
+    values = []
+    for index in range(weeks * WEEK_SAMPLES):
+        if (index // DAY_SAMPLES) % 7 in (5, 6):
+            values.append(20 + rng.gauss(0, 1))
+        else:
+            phase = 2 * math.pi * index / DAY_SAMPLES
+            values.append(50 + 20 * math.sin(phase) + rng.gauss(0, 1))
+    return values
+
+
+def alert_days(scores: list[float]) -> set[int]:
+    return {
+        index // DAY_SAMPLES
+        for index, score in enumerate(scores)
+        if score >= ALERT_SCORE
+    }
 
 
 def test_flat_then_step_alerts_at_step() -> None:
@@ -95,12 +117,13 @@ def test_refractory_period_blocks_repeat_alert() -> None:
 
 
 def test_state_round_trip_continues_exactly() -> None:
-    values = daily_series(4, seed=1)
-    split = 2 * DAY_SAMPLES + 37
+    values = daily_series(9, seed=1)
+    split = 8 * DAY_SAMPLES + 37
     running = AnomalyDetector()
     feed(running, values[:split])
 
     stored = json.dumps(running.to_json())
+    assert running.to_json()["week_changes"]
     restored = AnomalyDetector.from_json(json.loads(stored))
 
     assert restored.to_json() == running.to_json()
@@ -116,6 +139,23 @@ def test_state_round_trip_keeps_params() -> None:
     restored = AnomalyDetector.from_json(detector.to_json())
 
     assert restored.params == params
+
+
+def test_version_1_state_is_restored() -> None:
+    values = daily_series(2, seed=6)
+    detector = AnomalyDetector()
+    feed(detector, values)
+    state = detector.to_json()
+    state["version"] = 1
+    del state["week_changes"]
+    del state["params"]["week_seconds"]
+
+    restored = AnomalyDetector.from_json(state)
+
+    assert restored.params == AnomalyParams()
+    assert restored.to_json()["week_changes"] == []
+    more = daily_series(1, seed=7)
+    assert feed(restored, more, len(values)) == feed(detector, more, len(values))
 
 
 def test_unknown_state_version_is_rejected() -> None:
@@ -142,14 +182,25 @@ def test_prefix_scores_ignore_later_samples() -> None:
 def test_state_size_is_bounded() -> None:
     params = AnomalyParams(baseline_size=200, novelty_size=300)
     detector = AnomalyDetector(params)
-    feed(detector, daily_series(5, seed=4))
+    feed(detector, daily_series(9, seed=4))
 
     state = detector.to_json()
 
     assert len(state["levels"]) == 200
     assert len(state["residuals"]) == 200
     assert len(state["changes"]) == 200
+    assert len(state["week_changes"]) == 200
     assert len(state["maxima"]) <= params.novelty_size + 1
+    assert len(state["recent"]) <= WEEK_SAMPLES + 2
+
+
+def test_state_without_weekly_lag_keeps_one_day() -> None:
+    detector = AnomalyDetector(AnomalyParams(week_seconds=0))
+    feed(detector, daily_series(3, seed=4))
+
+    state = detector.to_json()
+
+    assert state["week_changes"] == []
     assert len(state["recent"]) <= DAY_SAMPLES + 2
 
 
@@ -163,6 +214,20 @@ def test_seasonal_change_is_scored() -> None:
     scores = feed(AnomalyDetector(), values)
 
     assert max(scores[flat_from:]) >= ALERT_SCORE
+
+
+def test_weekly_lag_learns_quiet_weekends() -> None:
+    # Weekends are flat and low: unlike the day before, but like a week before.
+    values = weekly_series(4, seed=0)
+    weekend_days = {day for day in range(7, 28) if day % 7 in (5, 6)}
+
+    with_week = alert_days(feed(AnomalyDetector(), values))
+    without_week = alert_days(
+        feed(AnomalyDetector(AnomalyParams(week_seconds=0)), values)
+    )
+
+    assert not with_week & weekend_days
+    assert without_week & weekend_days
 
 
 def test_out_of_order_sample_is_rejected() -> None:
