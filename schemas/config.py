@@ -79,6 +79,21 @@ class Runbook(Strict):
     action: HttpAction
 
 
+class Lifecycle(Strict):
+    """How incidents close and come back."""
+
+    reopen_window: Duration = Field(
+        default=timedelta(0),
+        description="a matching alert within this long of the resolve reopens "
+        "the incident; later ones open a new incident",
+    )
+    recurrence_window: Duration = Field(
+        default=timedelta(hours=24),
+        description="a new incident within this long of the last resolve is "
+        "linked to it as a recurrence",
+    )
+
+
 class Targets(Strict):
     mtta: Duration = timedelta(minutes=5)
     mtta_alert: Duration = timedelta(minutes=10)
@@ -97,6 +112,7 @@ class Config(Strict):
     runbooks: list[Runbook] = Field(default_factory=list)
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
     targets: Targets = Field(default_factory=Targets)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
 
     def policy_for(self, labels: dict[str, str]) -> str:
         for route in self.routes:

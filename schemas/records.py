@@ -130,6 +130,7 @@ class EventKind(StrEnum):
     NOTIFIED = "notified"
     NOTIFY_FAILED = "notify_failed"
     SUPPRESSED = "suppressed"
+    NOTE_ADDED = "note_added"
     RUNBOOK_FINISHED = "runbook_finished"
     RESOLVED = "resolved"
 
@@ -167,6 +168,7 @@ class CommandKind(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"
     REOPEN = "reopen"
+    NOTE = "note"
     ESCALATE = "escalate"
     RECORD = "record"
 

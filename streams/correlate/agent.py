@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from schemas.records import Alert, Command, IncidentEvent, group_key_of
 from streams import topics
-from streams.correlate.lifecycle import Group, Incident, apply_alert, apply_command
+from streams.correlate.lifecycle import (
+    Group,
+    Incident,
+    Reopening,
+    apply_alert,
+    apply_command,
+)
 from streams.escalate.policy import policy_levels
 
 if TYPE_CHECKING:
@@ -24,6 +30,11 @@ def register(pipeline: Pipeline) -> None:
     groups = pipeline.table("correlate-groups", default=None)
     incidents = pipeline.table("incidents", default=None)
     pipeline.tables["incidents"] = incidents
+    lifecycle = pipeline.config.lifecycle
+    reopening = Reopening(
+        reopen_window_s=lifecycle.reopen_window.total_seconds(),
+        recurrence_window_s=lifecycle.recurrence_window.total_seconds(),
+    )
     alerts_name = settings.topic(topics.ALERTS.name)
     # One agent reads both topics so one partition owns a group key's alerts
     # and commands alike; faust assigns the same partition of both together.
@@ -55,13 +66,16 @@ def register(pipeline: Pipeline) -> None:
             return
         pipeline.clock.observe(alert.at)
         group = _load_group(groups, alert.group_key)
-        incident = _load_incident(incidents, group.open_incident)
+        current = group.open_incident or group.last_incident
+        incident = _load_incident(incidents, current)
         policy = pipeline.config.policy_for(alert.labels)
         delays = [
             level.delay.total_seconds()
             for level in policy_levels(pipeline.config, policy)
         ]
-        incident, events = apply_alert(group, incident, alert, policy, delays)
+        incident, events = apply_alert(
+            group, incident, alert, policy, delays, reopening
+        )
         if incident is not None:
             incidents[incident.incident_id] = incident.model_dump(mode="json")
         groups[group.group_key] = group.model_dump(mode="json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ class Group(BaseModel):
     group_key: str
     incidents_opened: int = 0
     open_incident: str | None = None
+    last_incident: str | None = None
     seen: list[str] = Field(default_factory=list)
 
     def remember(self, record_id: str) -> None:
@@ -55,6 +57,11 @@ class Incident(BaseModel):
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     level: int = 0
+    recurrence_of: str | None = None
+    # When the escalation levels' delays count from: the opening, or the
+    # latest reopening.
+    escalation_base: datetime | None = None
+    notes: list[dict[str, Any]] = Field(default_factory=list)
     # Delay of each escalation level after opening, in seconds, from the
     # policy as it was when the incident opened.
     level_delays_s: list[float] = Field(default_factory=lambda: [0.0])
@@ -116,7 +123,20 @@ def open_incident(
         firing=[alert.fingerprint],
     )
     group.open_incident = incident.incident_id
+    group.last_incident = incident.incident_id
     return incident
+
+
+@dataclass(frozen=True)
+class Reopening:
+    """How a firing alert treats its group's last resolved incident.
+
+    Within `reopen_window` of the resolve the incident reopens; later, within
+    `recurrence_window`, a new incident opens linked to it as a recurrence.
+    """
+
+    reopen_window_s: float = 0.0
+    recurrence_window_s: float = 86400.0
 
 
 def catch_up(incident: Incident, at: datetime) -> list[IncidentEvent]:
@@ -126,7 +146,7 @@ def catch_up(incident: Incident, at: datetime) -> list[IncidentEvent]:
     applies it late still records it when it was due.
     """
     events = []
-    opened = incident.opened_at.timestamp()
+    opened = (incident.escalation_base or incident.opened_at).timestamp()
     while incident.state is IncidentState.OPEN:
         following = incident.level + 1
         if following >= len(incident.level_delays_s):
@@ -149,6 +169,7 @@ def apply_alert(
     alert: Alert,
     policy: str,
     level_delays_s: list[float],
+    reopening: Reopening | None = None,
 ) -> tuple[Incident | None, list[IncidentEvent]]:
     """Apply one alert to its group and open incident.
 
@@ -160,7 +181,9 @@ def apply_alert(
     group.remember(alert.event_id)
     earlier = catch_up(incident, alert.at) if incident is not None else []
     if alert.status is AlertStatus.FIRING:
-        incident, events = _apply_firing(group, incident, alert, policy, level_delays_s)
+        incident, events = _apply_firing(
+            group, incident, alert, policy, level_delays_s, reopening or Reopening()
+        )
     else:
         incident, events = _apply_resolved(group, incident, alert)
     return incident, earlier + events
@@ -172,14 +195,29 @@ def _apply_firing(
     alert: Alert,
     policy: str,
     level_delays_s: list[float],
+    reopening: Reopening,
 ) -> tuple[Incident, list[IncidentEvent]]:
     details: dict[str, Any] = {
         "fingerprint": alert.fingerprint,
         "annotations": alert.annotations,
     }
+    previous = incident
+    if previous is not None and previous.state is IncidentState.RESOLVED:
+        since_s = (alert.at - (previous.resolved_at or alert.at)).total_seconds()
+        if since_s <= reopening.reopen_window_s:
+            events = _reopen(group, previous, alert.at, "detect")
+            if events:
+                previous.firing = [alert.fingerprint]
+                previous.alert_count += 1
+                return previous, events
+        if since_s > reopening.recurrence_window_s:
+            previous = None
     if incident is None or incident.state is IncidentState.RESOLVED:
         incident = open_incident(group, alert, policy, level_delays_s)
         details["policy"] = policy
+        if previous is not None:
+            incident.recurrence_of = previous.incident_id
+            details["recurrence_of"] = previous.incident_id
         return incident, [
             incident.append(EventKind.OPENED, alert.at, "detect", details)
         ]
@@ -236,6 +274,12 @@ def apply_command(
     if command.kind is CommandKind.RECORD:
         kind = command.event_kind or EventKind.NOTIFIED
         return [incident.append(kind, command.at, actor, command.details)]
+    if command.kind is CommandKind.NOTE:
+        note = {"at": command.at.isoformat(), "actor": actor, **command.details}
+        incident.notes = [*incident.notes, note]
+        return [
+            incident.append(EventKind.NOTE_ADDED, command.at, actor, command.details)
+        ]
     # An escalate command only asks for this catch-up: levels are reached
     # when they are due, never earlier and never twice.
     earlier = catch_up(incident, command.at)
@@ -268,5 +312,7 @@ def _reopen(
     incident.resolved_by = None
     incident.acknowledged_at = None
     incident.acknowledged_by = None
+    incident.level = 0
+    incident.escalation_base = at
     group.open_incident = incident.incident_id
     return [incident.append(EventKind.REOPENED, at, actor)]

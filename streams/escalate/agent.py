@@ -84,13 +84,17 @@ async def _apply(
     if event.kind is EventKind.OPENED and stored is None:
         policy = str(event.details.get("policy", pipeline.config.default_policy))
         plan = plan_for(event, policy_levels(pipeline.config, policy))
+    elif event.kind is EventKind.REOPENED:
+        # A reopened incident starts its policy again from the reopening.
+        policy = pipeline.config.policy_for(event.labels)
+        plan = plan_for(event, policy_levels(pipeline.config, policy), event.at)
     elif stored is None:
         return
     else:
         plan = Plan.model_validate(stored)
 
     muted = None
-    if event.kind in {EventKind.OPENED, EventKind.ESCALATED}:
+    if event.kind in {EventKind.OPENED, EventKind.REOPENED, EventKind.ESCALATED}:
         muted = mute_reason(pipeline, event.labels, event.at)
     receivers = receivers_for(plan, event, muted is not None)
     if muted is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -47,11 +47,16 @@ def policy_levels(config: Config, policy: str) -> list[EscalationLevel]:
     return configured.levels
 
 
-def plan_for(event: IncidentEvent, levels: list[EscalationLevel]) -> Plan:
+def plan_for(
+    event: IncidentEvent,
+    levels: list[EscalationLevel],
+    start: datetime | None = None,
+) -> Plan:
+    """Return the plan of an incident whose policy starts at `start` (its opening)."""
     plan = Plan(
         incident_id=event.incident_id,
         group_key=event.group_key,
-        opened_at=event.opened_at.timestamp(),
+        opened_at=(start or event.opened_at).timestamp(),
         levels=[
             LevelPlan(delay_s=level.delay.total_seconds(), targets=level.targets)
             for level in levels
@@ -68,7 +73,7 @@ def receivers_for(plan: Plan, event: IncidentEvent, muted: bool = False) -> list
     it. Acknowledgements and resolves always reach every receiver that was
     told of the incident, muted or not, so a resolve gets through a silence.
     """
-    if event.kind is EventKind.OPENED:
+    if event.kind in {EventKind.OPENED, EventKind.REOPENED}:
         return _reach_level(plan, 0, muted)
     if event.kind is EventKind.ESCALATED:
         return _reach_level(plan, event.level, muted)

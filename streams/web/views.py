@@ -76,6 +76,8 @@ def register(pipeline: Pipeline) -> None:
             return view.json(
                 {"error": f"incident {incident_id!r} not found"}, status=404
             )
+        if kind is CommandKind.NOTE and not body.note:
+            return bad_request(view, "a note needs a non-empty note field")
         record = Command(
             command_id=str(uuid.uuid4()),
             kind=kind,
@@ -98,6 +100,11 @@ def register(pipeline: Pipeline) -> None:
     class Resolve(web.View):
         async def post(self, request: web.Request, incident_id: str) -> web.Response:
             return await command(self, request, incident_id, CommandKind.RESOLVE)
+
+    @app.page("/incidents/{incident_id}/notes")
+    class Notes(web.View):
+        async def post(self, request: web.Request, incident_id: str) -> web.Response:
+            return await command(self, request, incident_id, CommandKind.NOTE)
 
     @app.page("/metrics/response")
     async def response_metrics(view: web.View, request: web.Request) -> web.Response:
