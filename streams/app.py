@@ -13,6 +13,7 @@ from streams import topics
 from streams.clock import Clock
 from streams.deadletter import DeadLetters
 from streams.keys import encode_key
+from streams.observability import PipelineMetrics
 from tocsin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Pipeline:
             )
             for spec in topics.ALL
         }
+        self.metrics = PipelineMetrics(self)
         self.dead_letters = DeadLetters(self)
         # Tables the web view reads, by name, filled in as stages register.
         self.tables: dict[str, Any] = {}

@@ -55,6 +55,7 @@ class DeadLetters:
             at=self.pipeline.clock.now(),
         )
         self.count += 1
+        self.pipeline.metrics.dead_lettered.labels(stage=stage).inc()
         log.warning(
             "record dead-lettered stage=%s topic=%s partition=%s offset=%s: %s",
             stage,
@@ -82,6 +83,7 @@ class DeadLetters:
             at=self.pipeline.clock.now(),
         )
         self.count += 1
+        self.pipeline.metrics.dead_lettered.labels(stage=stage).inc()
         log.warning("input dead-lettered stage=%s source=%s: %s", stage, source, error)
         await self.pipeline.publish(topics.DEAD_LETTER, source, record)
 
@@ -89,6 +91,8 @@ class DeadLetters:
         self, stage: str, event: faust.EventT[bytes], parser: Callable[[bytes], ModelT]
     ) -> ModelT | None:
         """Return the parsed record, or None after dead-lettering an invalid one."""
+        metrics = self.pipeline.metrics
+        metrics.records_in.labels(topic=metrics.topic(event.message.topic)).inc()
         value = event.value
         if not isinstance(value, bytes):
             await self.send(stage, event, f"invalid value type {type(value).__name__}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,12 @@ def test_invalid_record_dead_lettered_next_processed(workers: WorkerFactory) -> 
     assert "samples: Field required" in letters[1]["error"]
     assert "samples.0.value" in letters[2]["error"]
     assert "'high'" in letters[2]["error"]
+
+    exposition = urllib.request.urlopen(worker.url + "/metrics", timeout=10).read()
+    text = exposition.decode()
+    assert 'tocsin_dead_lettered_total{stage="detect"} 3.0' in text
+    assert 'tocsin_records_in_total{topic="telemetry.metrics"} 4.0' in text
+    assert 'tocsin_incident_events_total{kind="opened"} 1.0' in text
 
 
 async def read_all(bootstrap: str, topic: str, count: int) -> list[dict[str, Any]]:

@@ -47,6 +47,7 @@ def register(pipeline: Pipeline) -> None:
 
     async def publish(events: list[IncidentEvent]) -> None:
         for incident_event in events:
+            pipeline.metrics.incident_events.labels(kind=incident_event.kind).inc()
             log.info(
                 "incident %s incident_id=%s seq=%d actor=%s",
                 incident_event.kind,

@@ -92,13 +92,17 @@ async def _report_attempt(
     attempt: int,
     error: DeliveryError | None,
 ) -> None:
+    status = DeliveryStatus.FAILED if error else DeliveryStatus.DELIVERED
+    pipeline.metrics.delivery_attempts.labels(
+        receiver=notification.receiver, status=status
+    ).inc()
     result = DeliveryResult(
         notification_id=notification.notification_id,
         incident_id=notification.event.incident_id,
         receiver=notification.receiver,
         kind=kind,
         attempt=attempt,
-        status=DeliveryStatus.FAILED if error else DeliveryStatus.DELIVERED,
+        status=status,
         at=pipeline.clock.stamp(notification.event.at),
         error=str(error) if error else None,
     )
@@ -109,6 +113,7 @@ async def _give_up(
     pipeline: Pipeline, notification: Notification, error: DeliveryError
 ) -> None:
     pipeline.counters["failed"] += 1
+    pipeline.metrics.deliveries_abandoned.labels(receiver=notification.receiver).inc()
     log.error(
         "delivery gave up receiver=%s notification_id=%s: %s",
         notification.receiver,

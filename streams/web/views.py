@@ -106,6 +106,13 @@ def register(pipeline: Pipeline) -> None:
         async def post(self, request: web.Request, incident_id: str) -> web.Response:
             return await command(self, request, incident_id, CommandKind.NOTE)
 
+    @app.page("/metrics")
+    async def prometheus(view: web.View, request: web.Request) -> web.Response:
+        return view.bytes(
+            pipeline.metrics.exposition(),
+            content_type="text/plain; version=0.0.4",
+        )
+
     @app.page("/metrics/response")
     async def response_metrics(view: web.View, request: web.Request) -> web.Response:
         window = request.query.get("window", "hourly")
