@@ -1,0 +1,253 @@
+"""PagerDuty Webhooks v3 into a real worker: acknowledge, resolve, redelivery."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from harness import Worker, WorkerFactory, wait_for
+
+from schemas.records import MetricBatch, MetricSample
+from streams import topics
+from tocsin.replay import publish
+
+SAMPLE = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "data"
+    / "webhook_samples"
+    / "go-pagerduty"
+    / "webhookv3_incident.priority_updated.json"
+)
+SECRET = "whsec-integration-current-0123456789"
+OLD_SECRET = "whsec-integration-previous-9876543210"
+ACTOR = "Tenex Engineer (PLH1HKV) via pagerduty"
+OPENED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+STEP_S = 30
+TIMEOUT_S = 20
+
+
+@pytest.fixture
+def worker(workers: WorkerFactory) -> Worker:
+    config = workers.write_config(
+        {
+            "rules": {
+                "metrics": [
+                    {
+                        "name": "cpu_high",
+                        "match": {"metric": "cpu_utilization"},
+                        "threshold": 90,
+                        "severity": "high",
+                    }
+                ]
+            }
+        }
+    )
+    secrets = f"{OLD_SECRET},{SECRET}"
+    return workers.start(config, {"TOCSIN_PAGERDUTY_WEBHOOK_SECRETS": secrets})
+
+
+def open_incident(worker: Worker) -> str:
+    """Publish one breaching CPU sample and return the incident it opens."""
+    batch = MetricBatch(
+        series="api/cpu",
+        labels={"service": "api", "metric": "cpu_utilization"},
+        samples=[MetricSample(at=OPENED_AT, value=97.0)],
+    )
+    asyncio.run(
+        publish(
+            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+            worker.prefix + topics.METRICS.name,
+            batch.series,
+            iter([batch]),
+            progress=False,
+        )
+    )
+    incident = wait_for(
+        lambda: (found := worker.incidents()) and found[0], TIMEOUT_S, "opened"
+    )
+    incident_id: str = incident["incident_id"]
+    return incident_id
+
+
+def webhook(event_type: str, incident_key: str, event_id: str, step: int) -> bytes:
+    """Return the real sample as `event_type` for `incident_key`, `step` steps in."""
+    if not SAMPLE.is_file():
+        pytest.skip(f"PagerDuty webhook sample not found at {SAMPLE}")
+    payload = copy.deepcopy(json.loads(SAMPLE.read_text()))
+    event = payload["event"]
+    event["id"] = event_id
+    event["event_type"] = event_type
+    occurred_at = OPENED_AT + timedelta(seconds=STEP_S * step)
+    event["occurred_at"] = occurred_at.isoformat().replace("+00:00", "Z")
+    event["data"]["status"] = event_type.removeprefix("incident.")
+    event["data"]["incident_key"] = incident_key
+    return json.dumps(payload).encode()
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post(
+    worker: Worker, body: bytes, signature: str | None, webhook_id: str
+) -> tuple[int, dict[str, Any]]:
+    """POST a webhook to the worker and return the status and decoded body."""
+    headers = {"Content-Type": "application/json", "X-Webhook-Id": webhook_id}
+    if signature is not None:
+        headers["X-PagerDuty-Signature"] = signature
+    request = urllib.request.Request(
+        worker.url + "/pagerduty/webhooks", data=body, headers=headers, method="POST"
+    )
+    # An empty ProxyHandler keeps the request on 127.0.0.1 even if proxies are set.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def incident(worker: Worker, incident_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = worker.get(f"/incidents/{incident_id}")
+    return found
+
+
+def wait_state(worker: Worker, incident_id: str, state: str, resolves: int = 1) -> Any:
+    """Wait until the incident is in `state` with `resolves` resolved events."""
+
+    def reached() -> Any:
+        found = incident(worker, incident_id)
+        count = sum(e["kind"] == "resolved" for e in found["timeline"])
+        if found["state"] == state and (state != "resolved" or count == resolves):
+            return found
+        return None
+
+    return wait_for(reached, TIMEOUT_S, f"incident {incident_id} {state}")
+
+
+def lifecycle(found: dict[str, Any]) -> list[str]:
+    kinds = ("opened", "acknowledged", "resolved", "reopened")
+    return [e["kind"] for e in found["timeline"] if e["kind"] in kinds]
+
+
+async def read_dead_letters(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            while not found:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    found.extend(json.loads(r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def test_acknowledge_applied_once(worker: Worker) -> None:
+    incident_id = open_incident(worker)
+    acknowledge = webhook("incident.acknowledged", incident_id, "E-ACK", 1)
+
+    status, reply = post(worker, acknowledge, sign(acknowledge), "W-ACK")
+    assert status == 202, reply
+    acknowledged = wait_state(worker, incident_id, "acknowledged")
+    assert acknowledged["acknowledged_by"] == ACTOR
+    opened = datetime.fromisoformat(acknowledged["opened_at"])
+    at = datetime.fromisoformat(acknowledged["acknowledged_at"])
+    assert (at - opened).total_seconds() == STEP_S
+
+    status, _ = post(worker, acknowledge, sign(acknowledge), "W-ACK")
+    assert status == 202
+    resolve = webhook("incident.resolved", incident_id, "E-RES-1", 2)
+    assert post(worker, resolve, sign(resolve), "W-RES-1")[0] == 202
+    wait_state(worker, incident_id, "resolved")
+    reopen = webhook("incident.reopened", incident_id, "E-REOPEN", 3)
+    assert post(worker, reopen, sign(reopen), "W-REOPEN")[0] == 202
+    wait_state(worker, incident_id, "open")
+
+    # Redelivered after the reopen, the acknowledgement would apply again if
+    # its command id were not remembered. Commands of one incident are applied
+    # in order, so once the second resolve shows, the redelivery was dropped.
+    assert post(worker, acknowledge, sign(acknowledge), "W-ACK")[0] == 202
+    resolve_again = webhook("incident.resolved", incident_id, "E-RES-2", 4)
+    assert post(worker, resolve_again, sign(resolve_again), "W-RES-2")[0] == 202
+    final = wait_state(worker, incident_id, "resolved", resolves=2)
+
+    assert lifecycle(final) == [
+        "opened",
+        "acknowledged",
+        "resolved",
+        "reopened",
+        "resolved",
+    ]
+    acknowledgements = [e for e in final["timeline"] if e["kind"] == "acknowledged"]
+    assert acknowledgements[0]["actor"] == ACTOR
+    assert final["resolved_by"] == ACTOR
+    assert final["acknowledged_at"] is None
+
+
+def test_bad_signature_changes_nothing(worker: Worker) -> None:
+    incident_id = open_incident(worker)
+    resolve = webhook("incident.resolved", incident_id, "E-RES", 2)
+
+    status, reply = post(worker, resolve, sign(resolve, "whsec-wrong"), "W-BAD")
+    assert status == 401
+    assert "X-PagerDuty-Signature" in reply["error"]
+    assert SECRET not in json.dumps(reply)
+    assert post(worker, resolve, None, "W-UNSIGNED")[0] == 401
+
+    not_json = b'{"event": '
+    status, reply = post(worker, not_json, sign(not_json), "W-JSON")
+    assert status == 400
+    assert "Invalid JSON" in reply["error"]
+    priority = SAMPLE.read_bytes()
+    status, reply = post(worker, priority, sign(priority), "W-PRIORITY")
+    assert status == 200, reply
+    foreign = webhook(
+        "incident.acknowledged", "d3640fbd41094207a1c11e58e46b1662", "E", 1
+    )
+    status, reply = post(worker, foreign, sign(foreign), "W-FOREIGN")
+    assert status == 202
+    assert "ignored" in reply
+
+    # Signed with the previous secret, as during a rotation. Had the rejected
+    # resolve above been published, it would be applied before this.
+    acknowledge = webhook("incident.acknowledged", incident_id, "E-ACK", 1)
+    status, _ = post(worker, acknowledge, sign(acknowledge, OLD_SECRET), "W-ACK")
+    assert status == 202
+    acknowledged = wait_state(worker, incident_id, "acknowledged")
+    assert acknowledged["resolved_at"] is None
+    assert lifecycle(acknowledged) == ["opened", "acknowledged"]
+
+    both = f"{sign(resolve, 'whsec-wrong')},{sign(resolve)}"
+    assert post(worker, resolve, both, "W-RES")[0] == 202
+    resolved = wait_state(worker, incident_id, "resolved")
+    assert resolved["resolved_by"] == ACTOR
+    assert lifecycle(resolved) == ["opened", "acknowledged", "resolved"]
+
+    letters = asyncio.run(
+        read_dead_letters(
+            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+            worker.prefix + topics.DEAD_LETTER.name,
+        )
+    )
+    assert len(letters) == 1
+    assert letters[0]["stage"] == "pagerduty-webhooks"
+    assert letters[0]["topic"] == "POST /pagerduty/webhooks"
+    assert base64.b64decode(letters[0]["value"]) == not_json
+    assert "Invalid JSON" in letters[0]["error"]
