@@ -1,0 +1,261 @@
+"""Slack button presses against a real worker: signed presses change incidents."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from harness import Worker, WorkerFactory, wait_for
+
+from schemas.records import MetricBatch, MetricSample
+from streams import topics
+from tocsin.replay import publish
+
+SIGNING_SECRET = "integration-test-signing-secret"
+LEGACY_TOKEN = "legacy-verification-token-xyz"
+OPENED_AT = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+
+# An opener without proxies, so requests to the worker stay on 127.0.0.1
+# even where HTTP_PROXY is set.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def open_incident(workers: WorkerFactory) -> tuple[Worker, str]:
+    """Start a worker that verifies Slack requests and open one incident on it."""
+    config = workers.write_config(
+        {
+            "rules": {
+                "metrics": [
+                    {
+                        "name": "cpu_high",
+                        "match": {"metric": "cpu_utilization"},
+                        "threshold": 90,
+                        "severity": "high",
+                    }
+                ]
+            }
+        }
+    )
+    worker = workers.start(config, {"TOCSIN_SLACK_SIGNING_SECRET": SIGNING_SECRET})
+    batch = MetricBatch(
+        series="api/cpu",
+        labels={"service": "api", "metric": "cpu_utilization"},
+        samples=[MetricSample(at=OPENED_AT, value=97.0)],
+    )
+    asyncio.run(
+        publish(
+            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+            worker.prefix + topics.METRICS.name,
+            batch.series,
+            iter([batch]),
+            progress=False,
+        )
+    )
+    opened = wait_for(lambda: (f := worker.incidents()) and f[0], 30, "opened")
+    incident_id = str(opened["incident_id"])
+
+    # The console receiver records its notification of the opening on the
+    # timeline. After that the timeline does not change until a command arrives.
+    def notified() -> bool:
+        kinds = [event["kind"] for event in incident(worker, incident_id)["timeline"]]
+        return "notified" in kinds
+
+    wait_for(notified, 20, "opening notified")
+    return worker, incident_id
+
+
+def press_body(
+    action_id: str, incident_id: str, user: str, action_ts: str = "1709294400.000100"
+) -> bytes:
+    """Return a form body like the one Slack posts when a button is pressed."""
+    payload = {
+        "type": "block_actions",
+        "token": LEGACY_TOKEN,
+        "user": {"id": f"U0{user.upper()}", "username": user, "name": user},
+        "api_app_id": "A0TOCSIN",
+        "container": {
+            "type": "message",
+            "message_ts": "1709294300.000200",
+            "channel_id": "C0ONCALL",
+            "is_ephemeral": False,
+        },
+        "channel": {"id": "C0ONCALL", "name": "oncall"},
+        "message": {"type": "message", "ts": "1709294300.000200", "text": "cpu"},
+        "response_url": "https://hooks.slack.invalid/actions/T0/1/abc",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "tocsin_actions",
+                "value": incident_id,
+                "action_ts": action_ts,
+            }
+        ],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def signed_headers(
+    body: bytes, secret: str = SIGNING_SECRET, age_s: float = 0.0
+) -> dict[str, str]:
+    timestamp = str(int(time.time() - age_s))
+    base = b"v0:" + timestamp.encode() + b":" + body
+    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
+
+
+def post_press(
+    worker: Worker, body: bytes, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    """POST a body to /slack/actions and return the status and response body."""
+    request = urllib.request.Request(
+        worker.url + "/slack/actions",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
+    )
+    try:
+        with OPENER.open(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def incident(worker: Worker, incident_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = worker.get(f"/incidents/{incident_id}")
+    return found
+
+
+def events_of(found: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [event for event in found["timeline"] if event["kind"] == kind]
+
+
+async def read_dead_letters(worker: Worker, source: str) -> list[dict[str, Any]]:
+    """Read the dead-letter topic until a record from `source` arrives (15 s max)."""
+    consumer = AIOKafkaConsumer(
+        worker.prefix + topics.DEAD_LETTER.name,
+        bootstrap_servers=worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15.0
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                found.extend(json.loads(message.value) for message in messages)
+            if any(record["topic"] == source for record in found):
+                break
+        return [record for record in found if record["topic"] == source]
+    finally:
+        await consumer.stop()
+
+
+def test_signed_press_acknowledges_forged_ones_rejected(
+    workers: WorkerFactory,
+) -> None:
+    worker, incident_id = open_incident(workers)
+    before = incident(worker, incident_id)["timeline"]
+
+    forged = press_body("tocsin_resolve", incident_id, "mallory")
+    status, reply = post_press(worker, forged, signed_headers(forged, "not-the-secret"))
+    assert status == 401
+    assert "X-Slack-Signature" in json.loads(reply)["error"]
+
+    status, reply = post_press(worker, forged, signed_headers(forged, age_s=600))
+    assert status == 401
+    assert "more than 300 s" in json.loads(reply)["error"]
+
+    status, _ = post_press(worker, forged, {})
+    assert status == 401
+
+    tampered = press_body("tocsin_resolve", incident_id, "mallory", "1709294499.1")
+    status, _ = post_press(worker, tampered, signed_headers(forged))
+    assert status == 401
+
+    assert incident(worker, incident_id)["timeline"] == before
+    assert incident(worker, incident_id)["state"] == "open"
+
+    press = press_body("tocsin_acknowledge", incident_id, "alice")
+    status, reply = post_press(worker, press, signed_headers(press))
+    assert status == 200
+    assert reply == b""
+    wait_for(
+        lambda: incident(worker, incident_id)["state"] == "acknowledged",
+        20,
+        "acknowledged from Slack",
+    )
+    acknowledged = incident(worker, incident_id)
+    assert acknowledged["acknowledged_by"] == "alice (U0ALICE) via slack"
+    # The rejected presses were resolves for the same incident, so they would
+    # have reached correlate's partition before the acknowledgement.
+    kinds = [event["kind"] for event in acknowledged["timeline"]]
+    assert "resolved" not in kinds
+    assert kinds.count("acknowledged") == 1
+    event = events_of(acknowledged, "acknowledged")[0]
+    assert event["actor"] == "alice (U0ALICE) via slack"
+
+    # A second delivery of the same press has the same action_ts, so correlate
+    # drops it and only the acknowledgement and the resolve are applied.
+    status, _ = post_press(worker, press, signed_headers(press))
+    assert status == 200
+    resolve = press_body("tocsin_resolve", incident_id, "alice", "1709294460.000300")
+    status, _ = post_press(worker, resolve, signed_headers(resolve))
+    assert status == 200
+    wait_for(
+        lambda: incident(worker, incident_id)["state"] == "resolved",
+        20,
+        "resolved from Slack",
+    )
+    seen = incident(worker, incident_id)["seen_commands"]
+    assert len([command for command in seen if command.startswith("slack-")]) == 2
+
+
+def test_resolve_press_resolves_invalid_one_dead_lettered(
+    workers: WorkerFactory,
+) -> None:
+    worker, incident_id = open_incident(workers)
+
+    invalid = press_body("tocsin_resolve", "not-an-id", "bob")
+    status, reply = post_press(worker, invalid, signed_headers(invalid))
+    assert status == 400
+    error = json.loads(reply)["error"]
+    assert "actions.0.value" in error
+    assert "'not-an-id'" in error
+
+    records = asyncio.run(read_dead_letters(worker, "POST /slack/actions"))
+    assert len(records) == 1
+    assert records[0]["error"] == error
+    stored = base64.b64decode(records[0]["value"]).decode()
+    assert LEGACY_TOKEN not in urllib.parse.unquote_plus(stored)
+    assert "hooks.slack.invalid" not in urllib.parse.unquote_plus(stored)
+    assert "not-an-id" in urllib.parse.unquote_plus(stored)
+    assert incident(worker, incident_id)["state"] == "open"
+
+    press = press_body("tocsin_resolve", incident_id, "bob")
+    status, _ = post_press(worker, press, signed_headers(press))
+    assert status == 200
+    wait_for(
+        lambda: incident(worker, incident_id)["state"] == "resolved",
+        20,
+        "resolved from Slack",
+    )
+    resolved = incident(worker, incident_id)
+    assert resolved["resolved_by"] == "bob (U0BOB) via slack"
+    assert resolved["acknowledged_by"] is None
+    events = events_of(resolved, "resolved")
+    assert len(events) == 1
+    assert events[0]["actor"] == "bob (U0BOB) via slack"
+    assert events[0]["details"]["how"] == "by a person"
