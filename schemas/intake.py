@@ -16,8 +16,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from schemas.records import AlertStatus, Severity
@@ -28,15 +28,15 @@ EXTERNAL_RULE = "external"
 # Severity words of other tools, in lower case, mapped onto Tocsin's five.
 SEVERITY_WORDS: dict[str, Severity] = {
     **{severity.value: severity for severity in Severity},
-    # PagerDuty Events API v2; its critical and info are Tocsin's words too.
+    # PagerDuty Events API v2, whose critical and info are also Tocsin's words.
     "error": Severity.HIGH,
     "warning": Severity.MEDIUM,
-    # Values of the `severity` label common in Prometheus alerting rules.
+    # Values often given to the `severity` label in Prometheus alerting rules.
     "page": Severity.CRITICAL,
     "ticket": Severity.LOW,
     "warn": Severity.MEDIUM,
     "none": Severity.INFO,
-    # Syslog severity names and keywords (RFC 5424).
+    # Syslog severities, Emergency to Debug in RFC 5424, and their short forms.
     "emergency": Severity.CRITICAL,
     "emerg": Severity.CRITICAL,
     "alert": Severity.CRITICAL,
@@ -45,7 +45,7 @@ SEVERITY_WORDS: dict[str, Severity] = {
     "notice": Severity.LOW,
     "informational": Severity.INFO,
     "debug": Severity.INFO,
-    # Priorities P1 (highest) to P5, as PagerDuty and Opsgenie name them.
+    # Priorities P1 (highest) to P5, as incident tools commonly name them.
     "p1": Severity.CRITICAL,
     "p2": Severity.HIGH,
     "p3": Severity.MEDIUM,
@@ -62,7 +62,7 @@ GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def parse_severity(word: str) -> Severity | None:
-    """Map a severity word onto a Severity, ignoring case; None if it is unknown."""
+    """Map a severity word onto a Severity, ignoring case, or return None if unknown."""
     return SEVERITY_WORDS.get(word.strip().lower())
 
 
@@ -77,7 +77,7 @@ def severity_from_labels(labels: dict[str, str]) -> tuple[Severity, str | None]:
     """Return the severity the `severity` label names, and a warning if it is unknown.
 
     A missing or unknown word gives the default severity, so that an alert
-    with an odd label still opens an incident.
+    with a misspelt severity still opens an incident.
     """
     word = labels.get("severity")
     if word is None:
@@ -85,8 +85,8 @@ def severity_from_labels(labels: dict[str, str]) -> tuple[Severity, str | None]:
     severity = parse_severity(word)
     if severity is None:
         warning = (
-            f"labels.severity: unknown severity {word!r}, used {DEFAULT_SEVERITY}; "
-            f"allowed: {allowed_severities()}"
+            f"labels.severity: unknown severity {word!r}, so {DEFAULT_SEVERITY} "
+            f"was used. Expected {allowed_severities()}"
         )
         return DEFAULT_SEVERITY, warning
     return severity, None
@@ -101,8 +101,25 @@ def _reject_number(value: object) -> object:
     return value
 
 
-# A timezone-aware time, written as text: pydantic would read a bare number as
-# Unix seconds or milliseconds, and guessing which is worse than rejecting it.
+def _check_resolved_end(
+    ends_at: datetime | None, starts_at: datetime | None, start_name: str
+) -> None:
+    """Raise ValueError unless a resolved alert's end is set and not before its start.
+
+    `starts_at` is None when the start itself was invalid, which is reported
+    on its own field.
+    """
+    if ends_at is None:
+        raise ValueError("a resolved alert needs its end time")
+    if starts_at is not None and ends_at < starts_at:
+        raise ValueError(
+            f"the end {ends_at.isoformat()} is before {start_name} "
+            f"{starts_at.isoformat()}"
+        )
+
+
+# A timezone-aware time, written as text. pydantic would read a bare number as
+# Unix seconds or milliseconds, picked by its size, so numbers are rejected.
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_reject_number)]
 LabelName = Annotated[str, Field(min_length=1)]
 Labels = Annotated[dict[LabelName, str], Field(min_length=1)]
@@ -157,32 +174,31 @@ class AlertmanagerAlert(BaseModel):
     labels: Labels
     annotations: dict[str, str] = Field(default_factory=dict)
     starts_at: Timestamp = Field(alias="startsAt")
-    ends_at: Timestamp | None = Field(default=None, alias="endsAt")
+    # Alertmanager always sends endsAt. Without a default, pydantic reports a
+    # missing one as endsAt, where a default would make it report ends_at.
+    ends_at: Timestamp | None = Field(alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
     fingerprint: str = ""
 
-    @model_validator(mode="after")
-    def _resolved_has_end(self) -> AlertmanagerAlert:
-        if self.status is AlertStatus.FIRING:
-            return self
-        if self.ends_at is None or self.ends_at == GO_ZERO_TIME:
-            sent = "null" if self.ends_at is None else self.ends_at.isoformat()
-            raise ValueError(
-                f"endsAt: a resolved alert needs its end time, got {sent}"
-            )
-        if self.ends_at < self.starts_at:
-            raise ValueError(
-                f"endsAt {self.ends_at.isoformat()} is before startsAt "
-                f"{self.starts_at.isoformat()}"
-            )
-        return self
+    @field_validator("ends_at")
+    @classmethod
+    def _resolved_has_end(
+        cls, ends_at: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        if info.data.get("status") is not AlertStatus.RESOLVED:
+            return ends_at
+        if ends_at == GO_ZERO_TIME:
+            raise ValueError("a resolved alert needs its end time, not the zero time")
+        _check_resolved_end(ends_at, info.data.get("starts_at"), "startsAt")
+        return ends_at
 
     def to_external(
         self, webhook: AlertmanagerWebhook
     ) -> tuple[ExternalAlert, str | None]:
-        """Normalise this alert; return it with a warning about its severity.
+        """Normalise this alert and return it with a warning about its severity.
 
-        A firing alert's endsAt is dropped: Alertmanager sends Go's zero time.
+        A firing alert's endsAt is dropped, because Alertmanager sends Go's
+        zero time there.
         """
         severity, warning = severity_from_labels(self.labels)
         ends_at = self.ends_at if self.status is AlertStatus.RESOLVED else None
@@ -198,7 +214,10 @@ class AlertmanagerAlert(BaseModel):
         return alert, warning
 
     def _annotations(self, webhook: AlertmanagerWebhook) -> dict[str, str]:
-        """Add Alertmanager's references to the annotations; sent ones win."""
+        """Return the annotations with Alertmanager's references added.
+
+        An annotation the sender set keeps its value.
+        """
         references = {
             "alertmanager_fingerprint": self.fingerprint,
             "alertmanager_group_key": webhook.group_key,
@@ -245,8 +264,9 @@ class AlertmanagerWebhook(BaseModel):
         if self.truncated_alerts:
             warnings.append(
                 f"truncatedAlerts: Alertmanager left out {self.truncated_alerts} "
-                f"alerts of group {self.group_key!r}, which were not received; "
-                "raise max_alerts in its webhook_config to send them"
+                f"alerts of group {self.group_key!r}, which Tocsin did not "
+                "receive. Raise max_alerts in its webhook_config, or set it to 0 "
+                "for no limit, to send them"
             )
         return Intake(alerts, warnings)
 
@@ -265,7 +285,7 @@ class GenericAlert(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     status: AlertStatus = AlertStatus.FIRING
     starts_at: Timestamp
-    ends_at: Timestamp | None = None
+    ends_at: Timestamp | None = Field(default=None, validate_default=True)
     severity: Severity | None = None
 
     @field_validator("severity", mode="before")
@@ -276,30 +296,27 @@ class GenericAlert(BaseModel):
         severity = parse_severity(value)
         if severity is None:
             raise ValueError(
-                f"unknown severity {value!r}; allowed: {allowed_severities()}"
+                f"unknown severity {value!r}, expected {allowed_severities()}"
             )
         return severity
 
-    @model_validator(mode="after")
-    def _end_matches_status(self) -> GenericAlert:
-        if self.status is AlertStatus.FIRING:
-            if self.ends_at is not None:
-                raise ValueError(
-                    "ends_at is only allowed when status is resolved; "
-                    "send a resolved alert to end a firing one"
-                )
-            return self
-        if self.ends_at is None:
-            raise ValueError("ends_at is required when status is resolved")
-        if self.ends_at < self.starts_at:
+    @field_validator("ends_at")
+    @classmethod
+    def _end_matches_status(
+        cls, ends_at: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        status = info.data.get("status")
+        if status is AlertStatus.FIRING and ends_at is not None:
             raise ValueError(
-                f"ends_at {self.ends_at.isoformat()} is before starts_at "
-                f"{self.starts_at.isoformat()}"
+                "ends_at is only allowed when status is resolved. To end a "
+                "firing alert, send it again with status resolved and ends_at"
             )
-        return self
+        if status is AlertStatus.RESOLVED:
+            _check_resolved_end(ends_at, info.data.get("starts_at"), "starts_at")
+        return ends_at
 
     def to_external(self) -> tuple[ExternalAlert, str | None]:
-        """Normalise this alert; return it with a warning about its severity."""
+        """Normalise this alert and return it with a warning about its severity."""
         warning = None
         severity = self.severity
         if severity is None:
@@ -337,10 +354,10 @@ class GenericPayload(BaseModel):
 
 
 def parse_alertmanager(raw: bytes) -> Intake:
-    """Validate an Alertmanager webhook body; raise ValidationError if invalid."""
+    """Validate an Alertmanager webhook body, raising ValidationError if invalid."""
     return AlertmanagerWebhook.model_validate_json(raw).to_intake()
 
 
 def parse_generic(raw: bytes) -> Intake:
-    """Validate a generic-form body; raise ValidationError if invalid."""
+    """Validate a generic-form body, raising ValidationError if invalid."""
     return GenericPayload.model_validate_json(raw).to_intake()

@@ -205,7 +205,7 @@ def _apply_firing(
     if previous is not None and previous.state is IncidentState.RESOLVED:
         since_s = (alert.at - (previous.resolved_at or alert.at)).total_seconds()
         if since_s <= reopening.reopen_window_s:
-            events = _reopen(group, previous, alert.at, "detect")
+            events = _reopen(group, previous, alert.at, alert.source)
             if events:
                 previous.firing = [alert.fingerprint]
                 previous.alert_count += 1
@@ -219,14 +219,14 @@ def _apply_firing(
             incident.recurrence_of = previous.incident_id
             details["recurrence_of"] = previous.incident_id
         return incident, [
-            incident.append(EventKind.OPENED, alert.at, "detect", details)
+            incident.append(EventKind.OPENED, alert.at, alert.source, details)
         ]
     incident.alert_count += 1
     if alert.fingerprint in incident.firing:
         return incident, []
     incident.firing = [*incident.firing, alert.fingerprint]
     return incident, [
-        incident.append(EventKind.ALERT_ADDED, alert.at, "detect", details)
+        incident.append(EventKind.ALERT_ADDED, alert.at, alert.source, details)
     ]
 
 
@@ -239,9 +239,13 @@ def _apply_resolved(
         return incident, []
     incident.firing = [f for f in incident.firing if f != alert.fingerprint]
     details = {"fingerprint": alert.fingerprint}
-    events = [incident.append(EventKind.ALERT_RESOLVED, alert.at, "detect", details)]
+    events = [
+        incident.append(EventKind.ALERT_RESOLVED, alert.at, alert.source, details)
+    ]
     if not incident.firing and alert.auto_resolve:
-        events.append(_resolve(group, incident, alert.at, "detect", "alert cleared"))
+        events.append(
+            _resolve(group, incident, alert.at, alert.source, "alert cleared")
+        )
     return incident, events
 
 

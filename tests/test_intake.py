@@ -1,0 +1,286 @@
+"""External alerts over HTTP on a real broker: incidents open once and resolve."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import json
+import urllib.parse
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from harness import Worker, WorkerFactory, wait_for
+
+from streams import topics
+
+STARTS_AT = "2024-05-01T12:00:00Z"
+ENDS_AT = "2024-05-01T12:20:00Z"
+GO_ZERO = "0001-01-01T00:00:00Z"
+CONFIG = {
+    "policies": {"default": {"levels": [{"delay": "0s", "targets": ["console"]}]}},
+    "receivers": {"console": {"type": "console"}},
+}
+
+
+def am_alert(instance: str, **overrides: Any) -> dict[str, Any]:
+    alert: dict[str, Any] = {
+        "status": "firing",
+        "labels": {
+            "alertname": "DiskFull",
+            "instance": instance,
+            "job": "node",
+            "severity": "warning",
+        },
+        "annotations": {"summary": f"Disk above 80 % on {instance}"},
+        "startsAt": STARTS_AT,
+        "endsAt": GO_ZERO,
+        "generatorURL": "http://prometheus.test/graph",
+        "fingerprint": f"fp-{instance}",
+    }
+    alert.update(overrides)
+    return alert
+
+
+def am_payload(alerts: list[dict[str, Any]], status: str = "firing") -> bytes:
+    payload = {
+        "version": "4",
+        "groupKey": '{}:{alertname="DiskFull"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "tocsin",
+        "groupLabels": {"alertname": "DiskFull"},
+        "commonLabels": {"alertname": "DiskFull", "job": "node"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.test",
+        "alerts": alerts,
+    }
+    return json.dumps(payload).encode()
+
+
+def post_raw(
+    worker: Worker, path: str, body: bytes, chunked: bool = False
+) -> tuple[int, dict[str, Any]]:
+    """POST `body` as it is and return the status and the decoded JSON response."""
+    address = urllib.parse.urlsplit(worker.url)
+    connection = http.client.HTTPConnection(
+        address.hostname or "127.0.0.1", address.port, timeout=15
+    )
+    try:
+        headers = {"Content-Type": "application/json"}
+        if chunked:
+            chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+            connection.request(
+                "POST", path, body=chunks, headers=headers, encode_chunked=True
+            )
+        else:
+            connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Read every record now on `topic`, up to the end offsets seen at the start."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        async with asyncio.timeout(20):
+            for tp in partitions:
+                while await consumer.position(tp) < ends[tp]:
+                    records = await consumer.getmany(tp, timeout_ms=500)
+                    found.extend(json.loads(r.value) for r in records.get(tp, []))
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def alerts_consumed(worker: Worker) -> bool:
+    """Return whether the worker's group committed the end of every alerts partition."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+        group_id=worker.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        name = worker.prefix + topics.ALERTS.name
+        partitions = [
+            TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()
+        ]
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            if (await consumer.committed(tp) or 0) < ends[tp]:
+                return False
+        return bool(partitions)
+    finally:
+        await consumer.stop()
+
+
+def topic_records(worker: Worker, spec: topics.TopicSpec) -> list[dict[str, Any]]:
+    bootstrap = worker.env["TOCSIN_BOOTSTRAP_SERVERS"]
+    return asyncio.run(read_topic(bootstrap, worker.prefix + spec.name))
+
+
+def wait_incidents(worker: Worker, count: int, state: str) -> list[dict[str, Any]]:
+    def reached() -> list[dict[str, Any]] | None:
+        found = [i for i in worker.incidents() if i["state"] == state]
+        return found if len(found) >= count else None
+
+    found: list[dict[str, Any]] = wait_for(reached, 15, f"{count} incidents {state}")
+    return found
+
+
+def test_alertmanager_firing_opens_incidents_once(workers: WorkerFactory) -> None:
+    worker = workers.start(workers.write_config(CONFIG))
+    body = am_payload([am_alert("db-1"), am_alert("db-2"), am_alert("db-3")])
+
+    status, accepted = post_raw(worker, "/alerts/alertmanager", body)
+    assert status == 202, accepted
+    assert accepted["accepted"] == 3
+    assert accepted["warnings"] == []
+    group_keys = {a["group_key"] for a in accepted["alerts"]}
+    assert len(group_keys) == 3
+
+    incidents = wait_incidents(worker, 3, "open")
+    assert {i["group_key"] for i in incidents} == group_keys
+    assert {i["rule"] for i in incidents} == {"DiskFull"}
+    assert {i["severity"] for i in incidents} == {"medium"}
+    assert {i["service"] for i in incidents} == {"node"}
+    assert {i["title"] for i in incidents} == {
+        f"Disk above 80 % on db-{n}" for n in (1, 2, 3)
+    }
+
+    # Alertmanager resends the same notification every repeat_interval.
+    status, repeated = post_raw(worker, "/alerts/alertmanager", body)
+    assert status == 202, repeated
+    assert repeated["alerts"] == accepted["alerts"]
+    wait_for(lambda: asyncio.run(alerts_consumed(worker)), 15, "repeat consumed")
+
+    again = worker.incidents()
+    assert sorted(i["incident_id"] for i in again) == sorted(
+        i["incident_id"] for i in incidents
+    )
+    assert [i["alert_count"] for i in again] == [1, 1, 1]
+    events = topic_records(worker, topics.INCIDENT_EVENTS)
+    opened = [e for e in events if e["kind"] == "opened"]
+    assert len(opened) == 3
+    assert not [e for e in events if e["kind"] == "alert_added"]
+    alerts = topic_records(worker, topics.ALERTS)
+    assert len(alerts) == 6
+    assert len({a["event_id"] for a in alerts}) == 3
+
+
+def test_alertmanager_resolve_closes_incident(workers: WorkerFactory) -> None:
+    worker = workers.start(workers.write_config(CONFIG))
+    firing = [am_alert("db-1"), am_alert("db-2")]
+    status, accepted = post_raw(worker, "/alerts/alertmanager", am_payload(firing))
+    assert status == 202, accepted
+    wait_incidents(worker, 2, "open")
+    resolved_key = accepted["alerts"][0]["group_key"]
+
+    resolved = am_alert("db-1", status="resolved", endsAt=ENDS_AT)
+    still_firing = am_alert("db-2")
+    body = am_payload([resolved, still_firing])
+    status, result = post_raw(worker, "/alerts/alertmanager", body)
+    assert status == 202, result
+
+    closed = wait_incidents(worker, 1, "resolved")
+    assert len(closed) == 1
+    assert closed[0]["group_key"] == resolved_key
+    assert closed[0]["resolved_at"] == ENDS_AT
+    assert closed[0]["opened_at"] == STARTS_AT
+    still_open = [i for i in worker.incidents() if i["state"] == "open"]
+    assert [i["group_key"] for i in still_open] == [accepted["alerts"][1]["group_key"]]
+
+
+def test_invalid_payload_rejected_dead_lettered(workers: WorkerFactory) -> None:
+    worker = workers.start(workers.write_config(CONFIG))
+    naive = am_alert("db-3", startsAt="2024-05-01T12:00:00")
+    invalid = am_payload([am_alert("db-1"), am_alert("db-2"), naive])
+    not_json = b'{"alerts": [ '
+
+    status, rejected = post_raw(worker, "/alerts/alertmanager", invalid)
+    assert status == 400
+    assert "alerts.2.startsAt" in rejected["error"]
+    assert "timezone" in rejected["error"]
+    assert "'2024-05-01T12:00:00'" in rejected["error"]
+
+    status, rejected = post_raw(worker, "/alerts", not_json)
+    assert status == 400
+    assert "Invalid JSON" in rejected["error"]
+
+    oversized = b" " * (1024 * 1024 + 1)
+    status, rejected = post_raw(worker, "/alerts", oversized)
+    assert status == 413
+    assert "1048576 bytes" in rejected["error"]
+    status, rejected = post_raw(worker, "/alerts", oversized, chunked=True)
+    assert status == 413
+
+    letters = wait_for(
+        lambda: (
+            (found := topic_records(worker, topics.DEAD_LETTER))
+            and len(found) >= 4
+            and found
+        ),
+        15,
+        "four dead letters",
+    )
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for letter in letters:
+        by_source.setdefault(letter["topic"], []).append(letter)
+    assert all(letter["stage"] == "intake" for letter in letters)
+    [am_letter] = by_source["POST /alerts/alertmanager"]
+    assert base64.b64decode(am_letter["value"]) == invalid
+    assert "alerts.2.startsAt" in am_letter["error"]
+    generic_letters = by_source["POST /alerts"]
+    assert len(generic_letters) == 3
+    values = [base64.b64decode(letter["value"]) for letter in generic_letters]
+    assert not_json in values
+    assert values.count(b"") == 2
+    assert sum("1048576 bytes" in letter["error"] for letter in generic_letters) == 2
+
+    # Nothing of the rejected payload reached the alerts topic.
+    assert topic_records(worker, topics.ALERTS) == []
+    assert worker.incidents() == []
+
+
+def test_generic_form_opens_and_resolves(workers: WorkerFactory) -> None:
+    worker = workers.start(workers.write_config(CONFIG))
+    alert = {
+        "labels": {"alertname": "QueueBacklog", "service": "billing"},
+        "annotations": {"summary": "Queue above 10k"},
+        "status": "firing",
+        "starts_at": STARTS_AT,
+        "severity": "page",
+    }
+    body = json.dumps({"alerts": [alert]}).encode()
+    status, accepted = post_raw(worker, "/alerts", body)
+    assert status == 202, accepted
+    assert accepted["accepted"] == 1
+    assert accepted["alerts"][0]["severity"] == "critical"
+
+    [incident] = wait_incidents(worker, 1, "open")
+    assert incident["service"] == "billing"
+    assert incident["severity"] == "critical"
+    assert incident["title"] == "Queue above 10k"
+    assert incident["group_key"] == accepted["alerts"][0]["group_key"]
+
+    resolved = {**alert, "status": "resolved", "ends_at": ENDS_AT}
+    body = json.dumps({"alerts": [resolved]}).encode()
+    status, result = post_raw(worker, "/alerts", body)
+    assert status == 202, result
+
+    [closed] = wait_incidents(worker, 1, "resolved")
+    assert closed["incident_id"] == incident["incident_id"]
+    assert closed["resolved_at"] == ENDS_AT
