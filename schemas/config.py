@@ -49,10 +49,20 @@ class EscalationPolicy(Strict):
 
 
 class Route(Strict):
-    """Send incidents whose labels equal every `match` entry to `policy`."""
+    """Send incidents whose labels equal every `match` entry to `policy`.
+
+    `group_by` names the labels whose values make one group: alerts of a
+    group share one incident. Without it each alert is its own group.
+    `group_wait` holds the first notification of a new incident, so alerts
+    of one group that fire together page once and an alert that clears
+    within it pages nobody; it also delays every escalation level.
+    """
 
     match: dict[str, str] = Field(default_factory=dict)
     policy: str
+    group_by: list[str] | None = None
+    group_wait: Duration = timedelta(0)
+    send_resolved: bool = True
 
 
 class HttpAction(Strict):
@@ -114,11 +124,16 @@ class Config(Strict):
     targets: Targets = Field(default_factory=Targets)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
 
-    def policy_for(self, labels: dict[str, str]) -> str:
-        for route in self.routes:
+    def route_for(self, labels: dict[str, str]) -> tuple[int, Route] | None:
+        """Return the first route whose `match` the labels satisfy, with its index."""
+        for index, route in enumerate(self.routes):
             if all(labels.get(k) == v for k, v in route.match.items()):
-                return route.policy
-        return self.default_policy
+                return index, route
+        return None
+
+    def policy_for(self, labels: dict[str, str]) -> str:
+        found = self.route_for(labels)
+        return found[1].policy if found else self.default_policy
 
 
 class ConfigError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from schemas.records import Alert, Command, IncidentEvent, group_key_of
@@ -70,12 +71,20 @@ def register(pipeline: Pipeline) -> None:
         current = group.open_incident or group.last_incident
         incident = _load_incident(incidents, current)
         policy = pipeline.config.policy_for(alert.labels)
+        found = pipeline.config.route_for(alert.labels)
+        wait_s = found[1].group_wait.total_seconds() if found else 0.0
         delays = [
-            level.delay.total_seconds()
+            wait_s + level.delay.total_seconds()
             for level in policy_levels(pipeline.config, policy)
         ]
+        send_resolved = found[1].send_resolved if found else True
         incident, events = apply_alert(
-            group, incident, alert, policy, delays, reopening
+            group,
+            incident,
+            alert,
+            policy,
+            delays,
+            replace(reopening, send_resolved=send_resolved),
         )
         if incident is not None:
             incidents[incident.incident_id] = incident.model_dump(mode="json")

@@ -116,6 +116,8 @@ def open_incident(
         labels=alert.labels,
         policy=policy,
         level_delays_s=level_delays_s,
+        # A first level that is not due at once waits for the group to settle.
+        level=0 if level_delays_s and level_delays_s[0] <= 0 else -1,
         auto_resolve=alert.auto_resolve,
         opened_at=alert.at,
         started_at=alert.starts_at,
@@ -137,6 +139,8 @@ class Reopening:
 
     reopen_window_s: float = 0.0
     recurrence_window_s: float = 86400.0
+    # Whether the route notifies resolves; carried to escalate on the opening.
+    send_resolved: bool = True
 
 
 def catch_up(incident: Incident, at: datetime) -> list[IncidentEvent]:
@@ -156,7 +160,8 @@ def catch_up(incident: Incident, at: datetime) -> list[IncidentEvent]:
             break
         incident.level = following
         due_at = datetime.fromtimestamp(due, at.tzinfo)
-        details = {"level": following, "reason": "not acknowledged in time"}
+        reason = "group wait elapsed" if following == 0 else "not acknowledged in time"
+        details = {"level": following, "reason": reason}
         events.append(
             incident.append(EventKind.ESCALATED, due_at, "escalation policy", details)
         )
@@ -197,6 +202,7 @@ def _apply_firing(
     level_delays_s: list[float],
     reopening: Reopening,
 ) -> tuple[Incident, list[IncidentEvent]]:
+    send_resolved = reopening.send_resolved
     details: dict[str, Any] = {
         "fingerprint": alert.fingerprint,
         "annotations": alert.annotations,
@@ -215,6 +221,8 @@ def _apply_firing(
     if incident is None or incident.state is IncidentState.RESOLVED:
         incident = open_incident(group, alert, policy, level_delays_s)
         details["policy"] = policy
+        details["level_delays_s"] = level_delays_s
+        details["send_resolved"] = send_resolved
         if previous is not None:
             incident.recurrence_of = previous.incident_id
             details["recurrence_of"] = previous.incident_id

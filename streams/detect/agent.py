@@ -80,7 +80,12 @@ class Detector:
     async def publish(self, fired: list[Fired]) -> None:
         for item in fired:
             alert = build_alert(
-                item.rule, item.labels, item.transition, {}, item.event_key
+                item.rule,
+                item.labels,
+                item.transition,
+                {},
+                item.event_key,
+                self.pipeline.config,
             )
             log.info(
                 "alert %s rule=%s fingerprint=%s",

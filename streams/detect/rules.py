@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from schemas.records import Alert, AlertStatus, stable_hash
 from schemas.rules import LogRule, MetricRule
+
+if TYPE_CHECKING:
+    from schemas.config import Config
+from streams.correlate.identity import group_key_for
 from streams.detect.hold import Transition
 from streams.detect.log_rules import match_line
 
@@ -28,6 +33,7 @@ def build_alert(
     transition: Transition,
     annotations: dict[str, str],
     event_key: str | None = None,
+    config: Config | None = None,
 ) -> Alert:
     """Build the alert record a rule transition publishes.
 
@@ -38,6 +44,7 @@ def build_alert(
     """
     labels = {**series_labels, **rule.labels, "alertname": rule.name}
     identity = fingerprint(rule.name, {**series_labels, **rule.labels})
+    group_key = group_key_for(config, labels, identity)
     starts_at = datetime.fromtimestamp(transition.starts_at, UTC)
     at = datetime.fromtimestamp(transition.at, UTC)
     return Alert(
@@ -45,7 +52,7 @@ def build_alert(
             identity, transition.status, transition.starts_at, event_key
         ),
         fingerprint=identity,
-        group_key=identity,
+        group_key=group_key,
         rule=rule.name,
         status=transition.status,
         severity=rule.severity,

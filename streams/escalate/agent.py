@@ -83,11 +83,18 @@ async def _apply(
     stored = plans.get(event.incident_id)
     if event.kind is EventKind.OPENED and stored is None:
         policy = str(event.details.get("policy", pipeline.config.default_policy))
-        plan = plan_for(event, policy_levels(pipeline.config, policy))
+        plan = plan_for(
+            event,
+            policy_levels(pipeline.config, policy),
+            delays_s=event.details.get("level_delays_s"),
+        )
+        plan.send_resolved = bool(event.details.get("send_resolved", True))
     elif event.kind is EventKind.REOPENED:
         # A reopened incident starts its policy again from the reopening.
         policy = pipeline.config.policy_for(event.labels)
         plan = plan_for(event, policy_levels(pipeline.config, policy), event.at)
+        # The reopening itself is the first notification.
+        plan.level = 0
     elif stored is None:
         return
     else:

@@ -30,6 +30,7 @@ class Plan(BaseModel):
     level: int = 0
     notified: list[str] = Field(default_factory=list)
     next_due: float | None = None
+    send_resolved: bool = True
 
     def schedule_next(self) -> None:
         following = self.level + 1
@@ -51,16 +52,25 @@ def plan_for(
     event: IncidentEvent,
     levels: list[EscalationLevel],
     start: datetime | None = None,
+    delays_s: list[float] | None = None,
 ) -> Plan:
-    """Return the plan of an incident whose policy starts at `start` (its opening)."""
+    """Return the plan of an incident whose policy starts at `start` (its opening).
+
+    `delays_s`, when given, are the levels' delays as correlate applies them,
+    which include the route's group_wait. A first level that is not due at
+    once is pending: the opening notifies nobody until it is reached.
+    """
+    if delays_s is None or len(delays_s) != len(levels):
+        delays_s = [level.delay.total_seconds() for level in levels]
     plan = Plan(
         incident_id=event.incident_id,
         group_key=event.group_key,
         opened_at=(start or event.opened_at).timestamp(),
         levels=[
-            LevelPlan(delay_s=level.delay.total_seconds(), targets=level.targets)
-            for level in levels
+            LevelPlan(delay_s=delay, targets=level.targets)
+            for level, delay in zip(levels, delays_s, strict=True)
         ],
+        level=0 if delays_s[0] <= 0 else -1,
     )
     plan.schedule_next()
     return plan
@@ -73,12 +83,16 @@ def receivers_for(plan: Plan, event: IncidentEvent, muted: bool = False) -> list
     it. Acknowledgements and resolves always reach every receiver that was
     told of the incident, muted or not, so a resolve gets through a silence.
     """
-    if event.kind in {EventKind.OPENED, EventKind.REOPENED}:
+    if event.kind is EventKind.REOPENED:
         return _reach_level(plan, 0, muted)
+    if event.kind is EventKind.OPENED:
+        return [] if plan.level < 0 else _reach_level(plan, 0, muted)
     if event.kind is EventKind.ESCALATED:
         return _reach_level(plan, event.level, muted)
     if event.kind in FOLLOW_UP_KINDS:
         plan.next_due = None
+        if event.kind is EventKind.RESOLVED and not plan.send_resolved:
+            return []
         return list(plan.notified)
     return []
 

@@ -32,6 +32,7 @@ from streams.deadletter import describe_validation_error
 from streams.keys import encode_key
 
 if TYPE_CHECKING:
+    from schemas.config import Config
     from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,14 @@ PUBLISH_TIMEOUT_S = 10.0
 RETRY_AFTER_S = 5
 
 
-def alert_record(external: ExternalAlert) -> Alert:
+def alert_record(external: ExternalAlert, config: Config | None = None) -> Alert:
     """Build the alerts-topic record of an external alert.
 
     The identity hashes the source and the labels as sent, never the
     annotations. The event id hashes the fingerprint, status and start, so
     Alertmanager's repeated notifications of one alert carry one id.
     """
-    fingerprint, group_key = alert_identity(external.source, external.labels)
+    fingerprint, group_key = alert_identity(external.source, external.labels, config)
     starts_at_utc = external.starts_at.astimezone(UTC).isoformat()
     return Alert(
         event_id=stable_hash(fingerprint, external.status.value, starts_at_utc),
@@ -158,7 +159,8 @@ async def accept(
         await pipeline.dead_letters.send_raw(STAGE, route.source, raw, message)
         return view.json({"error": message}, status=400)
 
-    records = [alert_record(external) for external in intake.alerts]
+    config = pipeline.config
+    records = [alert_record(external, config) for external in intake.alerts]
     try:
         await publish_alerts(pipeline, records)
     except (TimeoutError, KafkaError) as exc:

@@ -1,0 +1,83 @@
+"""Route grouping, group_wait and send_resolved in the pure policy code."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from factories import make_event
+
+from schemas.config import Config, EscalationLevel
+from schemas.records import EventKind
+from streams.correlate.identity import alert_identity, group_key_for
+from streams.escalate.policy import plan_for, receivers_for
+
+LEVELS = [
+    EscalationLevel(delay=timedelta(0), targets=["pager"]),
+    EscalationLevel(delay=timedelta(minutes=10), targets=["lead"]),
+]
+
+
+def grouped_config() -> Config:
+    return Config.model_validate(
+        {
+            "routes": [
+                {"match": {"team": "db"}, "policy": "p", "group_by": ["cluster"]}
+            ],
+            "policies": {"p": {"levels": [{"targets": ["pager"]}]}},
+            "receivers": {"pager": {"type": "console"}},
+        }
+    )
+
+
+def test_group_by_shares_key_across_hosts() -> None:
+    config = grouped_config()
+    one = group_key_for(config, {"team": "db", "cluster": "a", "host": "1"}, "f1")
+    two = group_key_for(config, {"team": "db", "cluster": "a", "host": "2"}, "f2")
+    assert one == two
+
+
+def test_group_by_separates_clusters() -> None:
+    config = grouped_config()
+    one = group_key_for(config, {"team": "db", "cluster": "a"}, "f1")
+    two = group_key_for(config, {"team": "db", "cluster": "b"}, "f2")
+    assert one != two
+
+
+def test_unrouted_alert_is_its_own_group() -> None:
+    assert group_key_for(grouped_config(), {"team": "web"}, "f1") == "f1"
+
+
+def test_external_identity_uses_routes() -> None:
+    labels = {"team": "db", "cluster": "a", "host": "1"}
+    fingerprint, group_key = alert_identity("http", labels, grouped_config())
+    assert group_key != fingerprint
+
+
+def test_group_wait_leaves_opening_unnotified() -> None:
+    event = make_event(kind=EventKind.OPENED)
+    plan = plan_for(event, LEVELS, delays_s=[120.0, 720.0])
+    assert receivers_for(plan, event) == []
+    assert plan.next_due == event.opened_at.timestamp() + 120.0
+
+
+def test_level_zero_reached_after_group_wait() -> None:
+    event = make_event(kind=EventKind.OPENED)
+    plan = plan_for(event, LEVELS, delays_s=[120.0, 720.0])
+    receivers_for(plan, event)
+    escalated = make_event(kind=EventKind.ESCALATED, level=0)
+    assert receivers_for(plan, escalated) == ["pager"]
+
+
+def test_resolve_before_group_wait_notifies_nobody() -> None:
+    event = make_event(kind=EventKind.OPENED)
+    plan = plan_for(event, LEVELS, delays_s=[120.0, 720.0])
+    receivers_for(plan, event)
+    assert receivers_for(plan, make_event(kind=EventKind.RESOLVED)) == []
+
+
+def test_send_resolved_off_skips_resolve() -> None:
+    event = make_event(kind=EventKind.OPENED)
+    plan = plan_for(event, LEVELS)
+    plan.send_resolved = False
+    assert receivers_for(plan, event) == ["pager"]
+    assert receivers_for(plan, make_event(kind=EventKind.RESOLVED)) == []
