@@ -28,6 +28,8 @@ PAGERDUTY_SEVERITY = {
 ACTIONS = {
     EventKind.OPENED: "trigger",
     EventKind.ESCALATED: "trigger",
+    EventKind.RELEASED: "trigger",
+    EventKind.REOPENED: "trigger",
     EventKind.ACKNOWLEDGED: "acknowledge",
     EventKind.RESOLVED: "resolve",
 }

@@ -14,7 +14,7 @@ from pydantic import (
 
 from schemas.durations import Duration
 from schemas.rules import Rules, Strict
-from schemas.silences import MaintenanceWindow
+from schemas.silences import InhibitRule, MaintenanceWindow
 
 
 class SlackReceiver(Strict):
@@ -121,6 +121,7 @@ class Config(Strict):
     receivers: dict[str, Receiver] = Field(default_factory=dict)
     runbooks: list[Runbook] = Field(default_factory=list)
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     targets: Targets = Field(default_factory=Targets)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
 

@@ -130,6 +130,7 @@ class EventKind(StrEnum):
     NOTIFIED = "notified"
     NOTIFY_FAILED = "notify_failed"
     SUPPRESSED = "suppressed"
+    RELEASED = "released"
     NOTE_ADDED = "note_added"
     RUNBOOK_FINISHED = "runbook_finished"
     RESOLVED = "resolved"

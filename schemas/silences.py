@@ -190,6 +190,32 @@ class MaintenanceWindow(Strict):
         return self.starts_at <= at < self.ends_at  # type: ignore[operator]
 
 
+class InhibitRule(Strict):
+    """While a source alert fires, mute targets that share its `equal` labels.
+
+    A rule never mutes an alert that also matches its own source matchers,
+    so two alerts cannot inhibit each other through one rule.
+    """
+
+    source_matchers: list[Matcher] = Field(min_length=1)
+    target_matchers: list[Matcher] = Field(min_length=1)
+    equal: list[str] = Field(default_factory=list)
+
+    @field_validator("source_matchers", "target_matchers", mode="before")
+    @classmethod
+    def _parse_matchers(cls, value: object) -> object:
+        return _matchers(value)
+
+    def inhibits(self, source: dict[str, str], target: dict[str, str]) -> bool:
+        if not all(m.matches(source) for m in self.source_matchers):
+            return False
+        if not all(m.matches(target) for m in self.target_matchers):
+            return False
+        if all(m.matches(target) for m in self.source_matchers):
+            return False
+        return all(source.get(name, "") == target.get(name, "") for name in self.equal)
+
+
 class SilenceCommand(Record):
     """Create a silence, or expire one early, on behalf of `actor`."""
 

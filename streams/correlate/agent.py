@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from schemas.records import Alert, Command, IncidentEvent, group_key_of
+from schemas.records import Alert, AlertStatus, Command, IncidentEvent, group_key_of
 from streams import topics
 from streams.correlate.lifecycle import (
     Group,
@@ -16,6 +16,7 @@ from streams.correlate.lifecycle import (
     apply_command,
 )
 from streams.escalate.policy import policy_levels
+from streams.silences.agent import track_firing
 
 if TYPE_CHECKING:
     import faust
@@ -67,6 +68,8 @@ def register(pipeline: Pipeline) -> None:
         if alert is None:
             return
         pipeline.clock.observe(alert.at)
+        firing = alert.status is AlertStatus.FIRING
+        track_firing(pipeline, alert.fingerprint, alert.labels if firing else None)
         group = _load_group(groups, alert.group_key)
         current = group.open_incident or group.last_incident
         incident = _load_incident(incidents, current)

@@ -36,6 +36,8 @@ def register(pipeline: Pipeline) -> None:
     # Escalate commands sent and not yet seen applied, so one tick does not
     # send the same command again on the next tick.
     requested: dict[str, int] = {}
+    # Release commands sent, by command id, for the same reason.
+    released: set[str] = set()
 
     async def escalate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -52,6 +54,8 @@ def register(pipeline: Pipeline) -> None:
         now = pipeline.clock.timestamp()
         for incident_id, stored in list(plans.items()):
             plan = Plan.model_validate(stored)
+            if plan.held:
+                await _release_if_unmuted(pipeline, plan, released)
             level = due_escalation(plan, now)
             if level is None or requested.get(incident_id) == level:
                 continue
@@ -89,12 +93,14 @@ async def _apply(
             delays_s=event.details.get("level_delays_s"),
         )
         plan.send_resolved = bool(event.details.get("send_resolved", True))
+        plan.labels = event.labels
     elif event.kind is EventKind.REOPENED:
         # A reopened incident starts its policy again from the reopening.
         policy = pipeline.config.policy_for(event.labels)
         plan = plan_for(event, policy_levels(pipeline.config, policy), event.at)
         # The reopening itself is the first notification.
         plan.level = 0
+        plan.labels = event.labels
     elif stored is None:
         return
     else:
@@ -140,3 +146,26 @@ async def _record_suppressed(
         details={"transition": event.kind, "level": event.level, **reason},
     )
     await pipeline.publish(topics.COMMANDS, event.group_key, command)
+
+
+async def _release_if_unmuted(
+    pipeline: Pipeline, plan: Plan, released: set[str]
+) -> None:
+    """Ask correlate to record that a held notification may now go out."""
+    command_id = f"{plan.incident_id}:released:{plan.holds}"
+    if command_id in released:
+        return
+    if mute_reason(pipeline, plan.labels, pipeline.clock.now()) is not None:
+        return
+    released.add(command_id)
+    command = Command(
+        command_id=command_id,
+        kind=CommandKind.RECORD,
+        incident_id=plan.incident_id,
+        actor="escalation policy",
+        source="escalate",
+        at=pipeline.clock.now(),
+        event_kind=EventKind.RELEASED,
+        details={"level": plan.level, "reason": "no longer muted"},
+    )
+    await pipeline.publish(topics.COMMANDS, plan.group_key, command)

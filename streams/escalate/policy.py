@@ -31,6 +31,11 @@ class Plan(BaseModel):
     notified: list[str] = Field(default_factory=list)
     next_due: float | None = None
     send_resolved: bool = True
+    # A notification a silence, window or inhibition held back, and the
+    # labels to check again for its release.
+    held: bool = False
+    holds: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
 
     def schedule_next(self) -> None:
         following = self.level + 1
@@ -89,8 +94,14 @@ def receivers_for(plan: Plan, event: IncidentEvent, muted: bool = False) -> list
         return [] if plan.level < 0 else _reach_level(plan, 0, muted)
     if event.kind is EventKind.ESCALATED:
         return _reach_level(plan, event.level, muted)
+    if event.kind is EventKind.RELEASED:
+        if not plan.held or plan.level < 0:
+            return []
+        plan.held = False
+        return _reach_level(plan, plan.level, False)
     if event.kind in FOLLOW_UP_KINDS:
         plan.next_due = None
+        plan.held = False
         if event.kind is EventKind.RESOLVED and not plan.send_resolved:
             return []
         return list(plan.notified)
@@ -105,7 +116,11 @@ def _reach_level(plan: Plan, level: int, muted: bool) -> list[str]:
         plan.level = level
         plan.schedule_next()
     if muted:
+        if not plan.held:
+            plan.holds += 1
+        plan.held = True
         return []
+    plan.held = False
     targets = plan.levels[level].targets
     plan.notified = [*plan.notified, *(t for t in targets if t not in plan.notified)]
     return list(targets)

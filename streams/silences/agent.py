@@ -25,6 +25,14 @@ def register(pipeline: Pipeline) -> None:
         schema=_json_schema(),
     )
     pipeline.tables["silences"] = table
+    # fingerprint -> labels of every alert firing now, on every worker, so
+    # inhibition sees sources on other partitions.
+    pipeline.tables["firing-alerts"] = pipeline.app.GlobalTable(
+        "firing-alerts",
+        default=None,
+        partitions=pipeline.settings.topic_partitions,
+        schema=_json_schema(),
+    )
 
     async def silences(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -91,4 +99,39 @@ def mute_reason(
     for window in pipeline.config.maintenance_windows:
         if window.mutes(labels, at):
             return {"reason": "maintenance", "window": window.name}
+    return inhibition(pipeline, labels)
+
+
+def inhibition(pipeline: Pipeline, labels: dict[str, str]) -> dict[str, str] | None:
+    """Return the firing alert that inhibits `labels`, if an inhibit rule says so."""
+    rules = pipeline.config.inhibit_rules
+    firing = pipeline.tables.get("firing-alerts")
+    if not rules or firing is None:
+        return None
+    for fingerprint, source in firing.items():
+        if not source:
+            continue
+        for rule in rules:
+            if rule.inhibits(source, labels):
+                return {
+                    "reason": "inhibited",
+                    "by": fingerprint,
+                    "alertname": source.get("alertname", ""),
+                }
     return None
+
+
+def track_firing(
+    pipeline: Pipeline, fingerprint: str, labels: dict[str, str] | None
+) -> None:
+    """Record an alert as firing (with its labels) or as cleared (None).
+
+    Call it from an agent: a global table is written in the current event.
+    """
+    table = pipeline.tables.get("firing-alerts")
+    if table is None or not pipeline.config.inhibit_rules:
+        return
+    if labels is None:
+        table.pop(fingerprint, None)
+    else:
+        table[fingerprint] = labels
