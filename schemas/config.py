@@ -166,9 +166,25 @@ def _file_path(loc: tuple[Any, ...]) -> list[str]:
 def _format_error(error: Any) -> str:
     location = ".".join(_file_path(tuple(error["loc"]))) or "(top level)"
     message = error["msg"]
-    if error["type"] in {"value_error", "assertion_error"}:
+    kind = error["type"]
+    if kind in {"value_error", "assertion_error"}:
         return f"{location}: {message.removeprefix('Value error, ')}"
-    return f"{location}: {message}; got {error['input']!r}"
+    if kind == "extra_forbidden":
+        # The value is not shown: an unknown field is often a misplaced secret.
+        return (
+            f"{location}: unknown field; remove it, and put secrets in environment "
+            "variables named by token_env or routing_key_env"
+        )
+    if kind == "union_tag_invalid":
+        context = error.get("ctx", {})
+        return (
+            f"{location}: invalid type {context.get('tag')!r}; allowed: "
+            f"{context.get('expected_tags')}"
+        )
+    shown = repr(error["input"])
+    if len(shown) > 120:
+        shown = shown[:117] + "..."
+    return f"{location}: {message}; got {shown}"
 
 
 def _reference_problems(data: object) -> list[str]:
@@ -228,11 +244,12 @@ def parse_config(data: object, path: Path) -> Config:
 def load_config(path: Path) -> Config:
     """Read and validate the YAML configuration file at `path`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        handle = path.open(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from exc
     try:
-        data = yaml.safe_load(text)
+        with handle:
+            data = yaml.safe_load(handle)
     except yaml.YAMLError as exc:
         raise ConfigError(path, [f"invalid YAML: {exc}"]) from exc
     return parse_config(data, path)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
 from schemas.config import ConfigError, load_config
@@ -18,6 +19,14 @@ from tocsin import client
 from tocsin.settings import DEFAULT_CONFIG
 
 WEB_URL = os.environ.get("TOCSIN_WEB_URL", "http://127.0.0.1:6066")
+
+
+def _no_broker(bootstrap: str) -> str:
+    return (
+        f"cannot connect to Kafka at {bootstrap}: start a local broker with "
+        "`tocsin broker start` and set TOCSIN_BOOTSTRAP_SERVERS to the address it "
+        "prints"
+    )
 
 
 def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -79,6 +88,8 @@ def worker(config: Path | None, clock: str | None, web_port: int | None) -> None
         run_worker(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    except KafkaConnectionError as exc:
+        raise click.ClickException(_no_broker(settings.bootstrap_servers)) from exc
 
 
 @main.command()
@@ -111,9 +122,9 @@ def replay(
 
     label_map = _labels(labels)
     if not logs:
-        label_map.setdefault("series", path.stem)
         label_map.setdefault("service", path.stem)
         label_map.setdefault("metric", path.stem)
+        label_map.setdefault("series", f"{label_map['service']}/{label_map['metric']}")
     run = replay_logs if logs else replay_metrics
     try:
         summary = asyncio.run(
@@ -128,7 +139,15 @@ def replay(
         )
     except ReplayError as exc:
         raise click.ClickException(str(exc)) from exc
+    except KafkaConnectionError as exc:
+        raise click.ClickException(_no_broker(bootstrap)) from exc
     click.echo(summary.describe())
+    if not logs:
+        click.echo(
+            f"series {label_map['series']!r}: samples at or before ones this series "
+            "already has are dead-lettered as late; replay history again under "
+            "another --label series=NAME"
+        )
 
 
 @main.command()
@@ -258,9 +277,13 @@ def config() -> None:
 
 
 @config.command("check")
-@click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG)
+@click.argument(
+    "path",
+    type=click.Path(path_type=Path),
+    default=lambda: os.environ.get("TOCSIN_CONFIG", str(DEFAULT_CONFIG)),
+)
 def config_check(path: Path) -> None:
-    """Validate a configuration file and list every problem."""
+    """Validate a configuration file (default: $TOCSIN_CONFIG or the shipped one)."""
     try:
         loaded = load_config(path)
     except ConfigError as exc:

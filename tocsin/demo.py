@@ -151,12 +151,17 @@ def _report(incidents: list[dict[str, Any]], url: str) -> None:
             continue
         total_s = sum(r["mttr_s"] * r["resolved"] for r in mine)
         print(f"  {service:<14} {total_s / resolved / 60:8.1f} min over {resolved}")
-    print(f"\nWeb view: {url}/incidents  {url}/metrics/response?window=daily")
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def run_demo(keep_running: bool = False) -> int:
     """Run the demo and return the process exit code."""
     directory = Path(tempfile.mkdtemp(prefix="tocsin-demo-"))
+    # SIGTERM unwinds like Ctrl-C, so the worker and broker are stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     print("Starting the embedded broker...")
     broker = _start_broker()
     worker: subprocess.Popen[bytes] | None = None
@@ -180,9 +185,14 @@ def run_demo(keep_running: bool = False) -> int:
             print(summary.describe())
         incidents = _wait_settled(url)
         _report(incidents, url)
-        if keep_running:
-            print("Serving until Ctrl-C.")
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        print(f"\nReceivers without credentials printed to {directory / 'worker.log'}")
+        if not keep_running:
+            print("The worker has stopped; `tocsin demo --keep-running` keeps it.")
+            return 0
+        print(f"Web view: {url}/incidents  {url}/metrics/response?window=daily")
+        print(f"For the CLI: export TOCSIN_WEB_URL={url}")
+        print("Serving until Ctrl-C.")
+        signal.pause()
         return 0
     finally:
         if worker is not None and worker.poll() is None:
