@@ -207,3 +207,63 @@ def test_frequency_rule_counts_per_node(workers: WorkerFactory) -> None:
     assert incident["opened_at"] == "2024-06-01T00:00:20Z"
     assert incident["started_at"] == "2024-06-01T00:00:00Z"
     assert len(worker.incidents()) == 1
+
+
+def test_new_term_cardinality_and_anomaly_fire(workers: WorkerFactory) -> None:
+    config = workers.write_config(
+        {
+            "rules": {
+                "metrics": [
+                    {
+                        "name": "latency_odd",
+                        "type": "anomaly",
+                        "match": {"metric": "latency_ms"},
+                    }
+                ],
+                "logs": [
+                    {
+                        "name": "new_user",
+                        "type": "new_term",
+                        "field": "user",
+                        "lookback": "1h",
+                    },
+                    {
+                        "name": "many_clients",
+                        "type": "cardinality",
+                        "field": "ip",
+                        "window": "1m",
+                        "threshold": 3,
+                    },
+                ],
+            }
+        }
+    )
+    worker = workers.start(config)
+    # A steady latency with small wobble, then a jump far outside it.
+    steady = [(m * 60, 100.0 + (m % 5)) for m in range(400)]
+    send(worker, topics.METRICS, "api", [batch("api", "latency_ms", steady)])
+    send(
+        worker, topics.METRICS, "api", [batch("api", "latency_ms", [(400 * 60, 900.0)])]
+    )
+
+    def line(offset_s: int, **fields: str) -> LogLine:
+        return LogLine(
+            at=T0 + timedelta(seconds=offset_s), message="login", fields=fields
+        )
+
+    training = [line(s, user="alice", ip="10.0.0.1") for s in range(0, 3600, 600)]
+    later = [line(3700, user="alice", ip="10.0.0.1"), line(3710, user="mallory")]
+    burst = [line(4000 + s, ip=f"10.0.1.{s}") for s in range(5)]
+    record = LogBatch(
+        source="auth", labels={"service": "auth"}, lines=training + later + burst
+    )
+    send(worker, topics.LOGS, "auth", [record])
+
+    found = wait_for(lambda: len(r := by_rule(worker)) == 3 and r, 60, "three rules")
+    anomaly = found["latency_odd"][0]
+    assert anomaly["opened_at"] == (T0 + timedelta(minutes=400)).isoformat().replace(
+        "+00:00", "Z"
+    )
+    assert len(found["new_user"]) == 1
+    assert found["new_user"][0]["opened_at"] == "2024-06-01T01:01:50Z"
+    assert found["many_clients"][0]["opened_at"] == "2024-06-01T01:06:43Z"
