@@ -55,7 +55,7 @@ class Route(Strict):
     group share one incident. Without it each alert is its own group.
     `group_wait` holds the first notification of a new incident, so alerts
     of one group that fire together page once and an alert that clears
-    within it pages nobody; it also delays every escalation level.
+    within it pages no one. It also delays every escalation level.
     """
 
     match: dict[str, str] = Field(default_factory=dict)
@@ -90,7 +90,7 @@ class Runbook(Strict):
 
 
 class Lifecycle(Strict):
-    """How incidents close and come back."""
+    """Reopening and recurrence settings of incidents."""
 
     reopen_window: Duration = Field(
         default=timedelta(0),

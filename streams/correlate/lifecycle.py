@@ -131,7 +131,7 @@ def open_incident(
 
 @dataclass(frozen=True)
 class Reopening:
-    """How a firing alert treats its group's last resolved incident.
+    """The reopen and recurrence windows of a group's last resolved incident.
 
     Within `reopen_window` of the resolve the incident reopens; later, within
     `recurrence_window`, a new incident opens linked to it as a recurrence.
@@ -292,7 +292,7 @@ def apply_command(
         return [
             incident.append(EventKind.NOTE_ADDED, command.at, actor, command.details)
         ]
-    # An escalate command only asks for this catch-up: levels are reached
+    # An escalate command only requests this catch-up: levels are reached
     # when they are due, never earlier and never twice.
     earlier = catch_up(incident, command.at)
     if command.kind is CommandKind.REOPEN:

@@ -11,7 +11,7 @@ from schemas.records import EventKind, IncidentEvent
 
 CONSOLE = "console"
 
-# Transitions that every receiver already told about the incident hears of.
+# Transitions sent to every receiver already notified of the incident.
 FOLLOW_UP_KINDS = frozenset({EventKind.ACKNOWLEDGED, EventKind.RESOLVED})
 
 
@@ -63,7 +63,7 @@ def plan_for(
 
     `delays_s`, when given, are the levels' delays as correlate applies them,
     which include the route's group_wait. A first level that is not due at
-    once is pending: the opening notifies nobody until it is reached.
+    once is pending: the opening notifies no one until it is reached.
     """
     if delays_s is None or len(delays_s) != len(levels):
         delays_s = [level.delay.total_seconds() for level in levels]
@@ -84,9 +84,10 @@ def plan_for(
 def receivers_for(plan: Plan, event: IncidentEvent, muted: bool = False) -> list[str]:
     """Return the receivers to notify of `event`, updating the plan in place.
 
-    A muted incident still moves through its levels, but nobody is told of
-    it. Acknowledgements and resolves always reach every receiver that was
-    told of the incident, muted or not, so a resolve gets through a silence.
+    A muted incident still moves through its levels, but no receiver is
+    notified. Acknowledgements and resolves always reach every receiver that
+    was notified of the incident, muted or not, so a resolve gets through a
+    silence.
     """
     if event.kind is EventKind.REOPENED:
         return _reach_level(plan, 0, muted)

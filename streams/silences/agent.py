@@ -26,7 +26,7 @@ def register(pipeline: Pipeline) -> None:
     )
     pipeline.tables["silences"] = table
     # fingerprint -> labels of every alert firing now, on every worker, so
-    # inhibition sees sources on other partitions.
+    # inhibition can match sources on other partitions.
     pipeline.tables["firing-alerts"] = pipeline.app.GlobalTable(
         "firing-alerts",
         default=None,
@@ -103,7 +103,7 @@ def mute_reason(
 
 
 def inhibition(pipeline: Pipeline, labels: dict[str, str]) -> dict[str, str] | None:
-    """Return the firing alert that inhibits `labels`, if an inhibit rule says so."""
+    """Return the firing alert that inhibits `labels` under an inhibit rule, if any."""
     rules = pipeline.config.inhibit_rules
     firing = pipeline.tables.get("firing-alerts")
     if not rules or firing is None:
