@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections import defaultdict
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -76,6 +77,31 @@ class Detector:
 
     def put(self, key: str, state: dict[str, Any]) -> None:
         self.state[key] = state
+
+    async def advance(self, partition: int, newest: datetime) -> None:
+        """Move the clocks to a batch's newest event time; in replay, age keys."""
+        self.pipeline.clock.observe(newest)
+        self.clock.observe(partition, newest.timestamp())
+        if self.pipeline.clock.mode == "replay":
+            now = self.clock.sweep_due(partition)
+            if now is not None:
+                await self.sweep(partition, now)
+
+    async def on_tick(self, event: faust.EventT[bytes]) -> None:
+        """Age every key of the tick's partition to the tick's time."""
+        now = await _parse_tick(self.pipeline, event)
+        if now is None:
+            return
+        partition = event.message.partition
+        self.load(partition)
+        self.prepare(partition, now)
+        await self.sweep(partition, now)
+
+    def prepare(self, partition: int, now: float) -> None:
+        """Create any state a partition needs before it ages; none by default."""
+
+    async def sweep(self, partition: int, now: float) -> None:
+        raise NotImplementedError
 
     async def publish(self, fired: list[Fired]) -> None:
         for item in fired:
@@ -179,22 +205,10 @@ class MetricStage(Detector):
         if late:
             await self._dead_letter_late(event, batch, late, state)
         await self.publish(fired)
-        newest = batch.samples[-1].at
-        self.pipeline.clock.observe(max(s.at for s in batch.samples))
-        self.clock.observe(partition, newest.timestamp())
-        if self.pipeline.clock.mode == "replay":
-            now = self.clock.sweep_due(partition)
-            if now is not None:
-                await self.sweep(partition, now)
+        await self.advance(partition, max(s.at for s in batch.samples))
 
-    async def on_tick(self, event: faust.EventT[bytes]) -> None:
-        now = await _parse_tick(self.pipeline, event)
-        if now is None:
-            return
-        partition = event.message.partition
-        self.load(partition)
+    def prepare(self, partition: int, now: float) -> None:
         self._expect(partition, now)
-        await self.sweep(partition, now)
 
     async def sweep(self, partition: int, now: float) -> None:
         """Age every series of a partition to `now`; store those that changed."""
@@ -292,21 +306,7 @@ class LogStage(Detector):
         for key, state in touched.items():
             self.put(key, state)
         await self.publish(fired)
-        newest = max(line.at for line in batch.lines)
-        self.pipeline.clock.observe(newest)
-        self.clock.observe(partition, newest.timestamp())
-        if self.pipeline.clock.mode == "replay":
-            now = self.clock.sweep_due(partition)
-            if now is not None:
-                await self.sweep(partition, now)
-
-    async def on_tick(self, event: faust.EventT[bytes]) -> None:
-        now = await _parse_tick(self.pipeline, event)
-        if now is None:
-            return
-        partition = event.message.partition
-        self.load(partition)
-        await self.sweep(partition, now)
+        await self.advance(partition, max(line.at for line in batch.lines))
 
     async def sweep(self, partition: int, now: float) -> None:
         by_name = {rule.name: rule for rule in self.rules}
