@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams import topics
 from tocsin import client
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,3 +188,38 @@ class WorkerFactory:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
+
+
+async def group_partitions(
+    worker: Worker, specs: list[topics.TopicSpec]
+) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+    """Start a consumer in the worker's group and list the topics' partitions.
+
+    The caller stops the consumer.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+        group_id=worker.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    await consumer._client.force_metadata_update()
+    partitions = []
+    for spec in specs:
+        name = worker.prefix + spec.name
+        for partition in consumer.partitions_for_topic(name) or set():
+            partitions.append(TopicPartition(name, partition))
+    return consumer, partitions
+
+
+async def group_caught_up(worker: Worker, specs: list[topics.TopicSpec]) -> bool:
+    """Return whether the worker's group committed the end of every partition."""
+    consumer, partitions = await group_partitions(worker, specs)
+    try:
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            if (await consumer.committed(tp) or 0) < ends[tp]:
+                return False
+        return bool(partitions)
+    finally:
+        await consumer.stop()

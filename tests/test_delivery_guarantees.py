@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from harness import Worker, WorkerFactory, wait_for
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from harness import Worker, WorkerFactory, group_caught_up, group_partitions, wait_for
 from scenario import LABELS, SERIES, expected_incidents, pipeline_config, read_series
 
 from schemas.records import MetricBatch, MetricSample
@@ -30,51 +30,13 @@ SOURCE_TOPICS = [
 ]
 
 
-async def _partitions(consumer: AIOKafkaConsumer, names: list[str]) -> list[Any]:
-    found = []
-    for name in names:
-        for partition in consumer.partitions_for_topic(name) or set():
-            found.append(TopicPartition(name, partition))
-    return found
-
-
 async def rewind_group(worker: Worker) -> int:
     """Commit offset 0 for every source partition of the worker's group."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-        group_id=worker.app_id,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    consumer, partitions = await group_partitions(worker, SOURCE_TOPICS)
     try:
-        await consumer._client.force_metadata_update()
-        names = [worker.prefix + spec.name for spec in SOURCE_TOPICS]
-        partitions = await _partitions(consumer, names)
         consumer.assign(partitions)
         await consumer.commit({tp: 0 for tp in partitions})
         return len(partitions)
-    finally:
-        await consumer.stop()
-
-
-async def group_caught_up(worker: Worker) -> bool:
-    """Return whether the group committed the end offset of every source partition."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-        group_id=worker.app_id,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        names = [worker.prefix + spec.name for spec in SOURCE_TOPICS]
-        partitions = await _partitions(consumer, names)
-        ends = await consumer.end_offsets(partitions)
-        for tp in partitions:
-            committed = await consumer.committed(tp) or 0
-            if committed < ends[tp]:
-                return False
-        return True
     finally:
         await consumer.stop()
 
@@ -94,7 +56,11 @@ def test_redelivered_records_open_and_page_nothing_twice(
         60,
         "every incident paged",
     )
-    wait_for(lambda: asyncio.run(group_caught_up(worker)), 60, "first pass consumed")
+    wait_for(
+        lambda: asyncio.run(group_caught_up(worker, SOURCE_TOPICS)),
+        60,
+        "first pass consumed",
+    )
     before = sorted(i["incident_id"] for i in worker.incidents())
     slack_posts = len(slack.messages)
     pagerduty_events = len(pagerduty.events)
@@ -102,7 +68,11 @@ def test_redelivered_records_open_and_page_nothing_twice(
     worker.stop()
     assert asyncio.run(rewind_group(worker)) >= len(SOURCE_TOPICS)
     again = workers.start(config, env, name="worker")
-    wait_for(lambda: asyncio.run(group_caught_up(again)), 90, "redelivery consumed")
+    wait_for(
+        lambda: asyncio.run(group_caught_up(again, SOURCE_TOPICS)),
+        90,
+        "redelivery consumed",
+    )
 
     assert sorted(i["incident_id"] for i in again.incidents()) == before
     assert len(slack.messages) == slack_posts

@@ -10,7 +10,7 @@ import urllib.parse
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from harness import Worker, WorkerFactory, wait_for
+from harness import Worker, WorkerFactory, group_caught_up, wait_for
 
 from streams import topics
 
@@ -104,29 +104,6 @@ async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return found
 
 
-async def alerts_consumed(worker: Worker) -> bool:
-    """Return whether the worker's group committed the end of every alerts partition."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-        group_id=worker.app_id,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        name = worker.prefix + topics.ALERTS.name
-        partitions = [
-            TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()
-        ]
-        ends = await consumer.end_offsets(partitions)
-        for tp in partitions:
-            if (await consumer.committed(tp) or 0) < ends[tp]:
-                return False
-        return bool(partitions)
-    finally:
-        await consumer.stop()
-
-
 def topic_records(worker: Worker, spec: topics.TopicSpec) -> list[dict[str, Any]]:
     bootstrap = worker.env["TOCSIN_BOOTSTRAP_SERVERS"]
     return asyncio.run(read_topic(bootstrap, worker.prefix + spec.name))
@@ -165,7 +142,11 @@ def test_alertmanager_firing_opens_incidents_once(workers: WorkerFactory) -> Non
     status, repeated = post_raw(worker, "/alerts/alertmanager", body)
     assert status == 202, repeated
     assert repeated["alerts"] == accepted["alerts"]
-    wait_for(lambda: asyncio.run(alerts_consumed(worker)), 15, "repeat consumed")
+    wait_for(
+        lambda: asyncio.run(group_caught_up(worker, [topics.ALERTS])),
+        15,
+        "repeat consumed",
+    )
 
     again = worker.incidents()
     assert sorted(i["incident_id"] for i in again) == sorted(
