@@ -59,8 +59,9 @@ async def _wait_for_leaders(
 ) -> None:
     """Wait until every partition of new topics has a leader, so sends succeed.
 
-    A broker answers create_topics before it has elected the leaders; a
-    producer that sends in between gets NotLeaderForPartition and retries.
+    A broker returns from create_topics before it has elected the leaders,
+    and a producer that sends in between gets NotLeaderForPartition and
+    retries.
     """
     deadline = asyncio.get_running_loop().time() + timeout_s
     while asyncio.get_running_loop().time() < deadline:
