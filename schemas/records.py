@@ -43,8 +43,10 @@ class MetricSample(BaseModel):
 class MetricBatch(Record):
     """Samples of one series, in event order as the exporter saw them.
 
-    A batch is the unit of work through detection. Labels identify the series;
-    `service` and `metric` are required labels.
+    A batch is the unit of work through detection. Labels identify the series
+    and are what rules select on; `service` names the incidents' service, and
+    is "unknown" when missing. Publish a batch keyed by its series, so one
+    partition owns the series' rule state.
     """
 
     series: str = Field(min_length=1, max_length=512)

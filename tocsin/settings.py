@@ -63,7 +63,11 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(
         default=None, description="Verifies Slack interactivity requests."
     )
-    pagerduty_events_url: str = "https://events.pagerduty.com"
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com",
+        pattern=r"^https://",
+        description="Events API v2 base URL; the pagerduty client requires https.",
+    )
     pagerduty_routing_key: SecretStr | None = None
     pagerduty_webhook_secrets: SecretStr | None = Field(
         default=None,

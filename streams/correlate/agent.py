@@ -51,7 +51,7 @@ def register(pipeline: Pipeline) -> None:
         for incident_event in events:
             pipeline.metrics.incident_events.labels(kind=incident_event.kind).inc()
             log.info(
-                "incident %s incident_id=%s seq=%d actor=%s",
+                "incident %s incident_id=%s seq=%d actor=%r",
                 incident_event.kind,
                 incident_event.incident_id,
                 incident_event.seq,

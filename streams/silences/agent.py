@@ -58,7 +58,7 @@ def _apply(table: Any, command: SilenceCommand) -> None:
         if table.get(command.silence_id) is None:
             table[command.silence_id] = command.silence.model_dump(mode="json")
             log.info(
-                "silence created silence_id=%s actor=%s",
+                "silence created silence_id=%s actor=%r",
                 command.silence_id,
                 command.actor,
             )
@@ -72,7 +72,7 @@ def _apply(table: Any, command: SilenceCommand) -> None:
         expired = silence.model_copy(update={"expired_at": command.at})
         table[command.silence_id] = expired.model_dump(mode="json")
         log.info(
-            "silence expired silence_id=%s actor=%s", command.silence_id, command.actor
+            "silence expired silence_id=%s actor=%r", command.silence_id, command.actor
         )
 
 

@@ -316,7 +316,7 @@ class WebhookReceiver:
         command = command_of(event, incident_id, webhook_id)
         await self.publish(group_key_of(incident_id), command)
         log.info(
-            "pagerduty command accepted kind=%s incident_id=%s actor=%s "
+            "pagerduty command accepted kind=%s incident_id=%s actor=%r "
             "webhook_id=%s event_id=%s",
             command.kind,
             incident_id,

@@ -35,8 +35,10 @@ class CommandBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    actor: str = Field(min_length=1, max_length=200)
-    note: str = Field(default="", max_length=2000)
+    actor: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    note: str = Field(
+        default="", max_length=2000, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+    )
 
 
 def summary(incident: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Names end up in logs and on timelines: no control characters.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+
 
 class SilenceRequest(BaseModel):
     """Body of `POST /silences`: matchers and either `ends_at` or `duration`."""
@@ -31,14 +34,14 @@ class SilenceRequest(BaseModel):
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     duration: Duration | None = None
-    created_by: str = Field(min_length=1, max_length=200)
+    created_by: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)
     comment: str = Field(default="", max_length=2000)
 
 
 class ExpireRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    actor: str = Field(min_length=1, max_length=200)
+    actor: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)
 
 
 def _build(request: SilenceRequest, now: Any) -> Silence:
@@ -66,6 +69,9 @@ def register(pipeline: Pipeline) -> None:
         async def get(self, request: web.Request) -> web.Response:
             now = pipeline.clock.now()
             wanted = request.query.get("state")
+            if wanted not in (None, "active", "pending", "expired"):
+                error = f"invalid state {wanted!r}: allowed active, pending, expired"
+                return self.json({"error": error}, status=400)
             rows = []
             for silence in sorted(all_silences(pipeline), key=lambda s: s.starts_at):
                 state = silence.state(now)

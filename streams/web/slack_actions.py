@@ -129,7 +129,9 @@ class RequestVerifier:
         signature = normalized.get("x-slack-signature")
         if not timestamp or not signature:
             return Rejection.MISSING_HEADERS
-        if not (timestamp.isascii() and timestamp.isdigit()):
+        # Unix seconds have at most 11 digits until the year 5138; a longer
+        # value would also overflow the float comparison below.
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 11:
             return Rejection.INVALID_TIMESTAMP
         if abs(self._wall() - int(timestamp)) > MAX_TIMESTAMP_SKEW_S:
             return Rejection.STALE_TIMESTAMP
@@ -378,7 +380,7 @@ class SlackActions:
         for command in commands:
             await self._publish(group_key_of(command.incident_id), command)
             log.info(
-                "slack command accepted kind=%s incident_id=%s command_id=%s actor=%s",
+                "slack command accepted kind=%s incident_id=%s command_id=%s actor=%r",
                 command.kind,
                 command.incident_id,
                 command.command_id,
