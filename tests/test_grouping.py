@@ -99,7 +99,11 @@ def test_group_by_keeps_one_incident_until_all_clear(workers: WorkerFactory) -> 
         30,
         "all cleared",
     )
-    assert notified(worker, incident_id) == ["opened", "resolved"]
+    wait_for(
+        lambda: notified(worker, incident_id) == ["opened", "resolved"],
+        30,
+        "opening and resolve notified once each",
+    )
 
 
 def test_each_episode_pages_without_resolves(workers: WorkerFactory) -> None:
