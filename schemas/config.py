@@ -63,6 +63,11 @@ class Route(Strict):
     group_by: list[str] | None = None
     group_wait: Duration = timedelta(0)
     send_resolved: bool = True
+    repeat_interval: Duration = Field(
+        default=timedelta(0),
+        description="re-notify an open, unacknowledged incident this often; "
+        "0 turns repeats off",
+    )
 
 
 class HttpAction(Strict):

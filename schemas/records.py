@@ -133,6 +133,7 @@ class EventKind(StrEnum):
     NOTIFY_FAILED = "notify_failed"
     SUPPRESSED = "suppressed"
     RELEASED = "released"
+    REPEATED = "repeated"
     NOTE_ADDED = "note_added"
     RUNBOOK_FINISHED = "runbook_finished"
     RESOLVED = "resolved"

@@ -117,3 +117,36 @@ def test_each_episode_pages_without_resolves(workers: WorkerFactory) -> None:
     for incident in incidents:
         incident_id = incident["incident_id"]
         wait_for(lambda i=incident_id: notified(worker, i) == ["opened"], 30, "paged")
+
+
+def test_repeat_interval_repages_until_acknowledged(workers: WorkerFactory) -> None:
+    config = route_config(repeat_interval="2s")
+    worker = workers.start(workers.write_config(config), {"TOCSIN_CLOCK": "live"})
+    started = datetime.now(UTC)
+    worker.post(
+        "/alerts",
+        {
+            "alerts": [
+                {"labels": {"alertname": "DiskFull"}, "starts_at": started.isoformat()}
+            ]
+        },
+    )
+    incident = wait_for(lambda: (f := worker.incidents()) and f[0], 30, "opened")
+    incident_id = incident["incident_id"]
+    wait_for(
+        lambda: notified(worker, incident_id)[:2] == ["opened", "repeated"],
+        30,
+        "repeated after the interval",
+    )
+    worker.post(f"/incidents/{incident_id}/acknowledge", {"actor": "fay"})
+    wait_for(
+        lambda: "acknowledged" in notified(worker, incident_id), 30, "ack notified"
+    )
+    count = notified(worker, incident_id).count("repeated")
+    acked_at = datetime.now(UTC)
+    wait_for(
+        lambda: datetime.now(UTC) - acked_at > timedelta(seconds=5),
+        10,
+        "two intervals pass",
+    )
+    assert notified(worker, incident_id).count("repeated") == count

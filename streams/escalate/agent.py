@@ -19,6 +19,7 @@ from streams.escalate.policy import (
     plan_for,
     policy_levels,
     receivers_for,
+    repeat_due,
 )
 from streams.silences.agent import mute_reason
 
@@ -36,8 +37,8 @@ def register(pipeline: Pipeline) -> None:
     # Escalate commands sent and not yet seen applied, so one tick does not
     # send the same command again on the next tick.
     requested: dict[str, int] = {}
-    # Release commands sent, by command id, for the same reason.
-    released: set[str] = set()
+    # Release and repeat commands sent, by command id, for the same reason.
+    sent: set[str] = set()
 
     async def escalate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -55,7 +56,9 @@ def register(pipeline: Pipeline) -> None:
         for incident_id, stored in list(plans.items()):
             plan = Plan.model_validate(stored)
             if plan.held:
-                await _release_if_unmuted(pipeline, plan, released)
+                await _release_if_unmuted(pipeline, plan, sent)
+            if repeat_due(plan, now):
+                await _request_repeat(pipeline, plan, sent)
             level = due_escalation(plan, now)
             if level is None or requested.get(incident_id) == level:
                 continue
@@ -94,6 +97,9 @@ async def _apply(
         )
         plan.send_resolved = bool(event.details.get("send_resolved", True))
         plan.labels = event.labels
+        found = pipeline.config.route_for(event.labels)
+        if found is not None:
+            plan.repeat_interval_s = found[1].repeat_interval.total_seconds()
     elif event.kind is EventKind.REOPENED:
         # A reopened incident starts its policy again from the reopening.
         policy = pipeline.config.policy_for(event.labels)
@@ -148,16 +154,14 @@ async def _record_suppressed(
     await pipeline.publish(topics.COMMANDS, event.group_key, command)
 
 
-async def _release_if_unmuted(
-    pipeline: Pipeline, plan: Plan, released: set[str]
-) -> None:
+async def _release_if_unmuted(pipeline: Pipeline, plan: Plan, sent: set[str]) -> None:
     """Ask correlate to record that a held notification may now go out."""
     command_id = f"{plan.incident_id}:released:{plan.holds}"
-    if command_id in released:
+    if command_id in sent:
         return
     if mute_reason(pipeline, plan.labels, pipeline.clock.now()) is not None:
         return
-    released.add(command_id)
+    sent.add(command_id)
     command = Command(
         command_id=command_id,
         kind=CommandKind.RECORD,
@@ -167,5 +171,24 @@ async def _release_if_unmuted(
         at=pipeline.clock.now(),
         event_kind=EventKind.RELEASED,
         details={"level": plan.level, "reason": "no longer muted"},
+    )
+    await pipeline.publish(topics.COMMANDS, plan.group_key, command)
+
+
+async def _request_repeat(pipeline: Pipeline, plan: Plan, sent: set[str]) -> None:
+    """Ask correlate to record a repeat, which notifies every paged receiver."""
+    command_id = f"{plan.incident_id}:repeated:{plan.repeats + 1}"
+    if command_id in sent:
+        return
+    sent.add(command_id)
+    command = Command(
+        command_id=command_id,
+        kind=CommandKind.RECORD,
+        incident_id=plan.incident_id,
+        actor="escalation policy",
+        source="escalate",
+        at=pipeline.clock.now(),
+        event_kind=EventKind.REPEATED,
+        details={"repeat": plan.repeats + 1, "interval_s": plan.repeat_interval_s},
     )
     await pipeline.publish(topics.COMMANDS, plan.group_key, command)

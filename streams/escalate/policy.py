@@ -35,6 +35,12 @@ class Plan(BaseModel):
     # labels to check again for its release.
     held: bool = False
     holds: int = 0
+    # Repeats of the notification while the incident stays open and
+    # unacknowledged; 0 turns them off.
+    repeat_interval_s: float = 0.0
+    repeats: int = 0
+    last_notified_at: float | None = None
+    acknowledged: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
 
     def schedule_next(self) -> None:
@@ -89,12 +95,24 @@ def receivers_for(plan: Plan, event: IncidentEvent, muted: bool = False) -> list
     was notified of the incident, muted or not, so a resolve gets through a
     silence.
     """
+    receivers = _receivers(plan, event, muted)
+    if receivers and event.kind not in FOLLOW_UP_KINDS:
+        plan.last_notified_at = event.at.timestamp()
+    return receivers
+
+
+def _receivers(plan: Plan, event: IncidentEvent, muted: bool) -> list[str]:
     if event.kind is EventKind.REOPENED:
         return _reach_level(plan, 0, muted)
     if event.kind is EventKind.OPENED:
         return [] if plan.level < 0 else _reach_level(plan, 0, muted)
     if event.kind is EventKind.ESCALATED:
         return _reach_level(plan, event.level, muted)
+    if event.kind is EventKind.REPEATED:
+        if plan.held or plan.acknowledged or not plan.notified:
+            return []
+        plan.repeats += 1
+        return list(plan.notified)
     if event.kind is EventKind.RELEASED:
         if not plan.held or plan.level < 0:
             return []
@@ -103,6 +121,7 @@ def receivers_for(plan: Plan, event: IncidentEvent, muted: bool = False) -> list
     if event.kind in FOLLOW_UP_KINDS:
         plan.next_due = None
         plan.held = False
+        plan.acknowledged = True
         if event.kind is EventKind.RESOLVED and not plan.send_resolved:
             return []
         return list(plan.notified)
@@ -125,6 +144,15 @@ def _reach_level(plan: Plan, level: int, muted: bool) -> list[str]:
     targets = plan.levels[level].targets
     plan.notified = [*plan.notified, *(t for t in targets if t not in plan.notified)]
     return list(targets)
+
+
+def repeat_due(plan: Plan, now: float) -> bool:
+    """Return whether an open, unacknowledged incident is due a repeat at `now`."""
+    if plan.repeat_interval_s <= 0 or plan.last_notified_at is None:
+        return False
+    if plan.held or plan.acknowledged or not plan.notified:
+        return False
+    return now >= plan.last_notified_at + plan.repeat_interval_s
 
 
 def due_escalation(plan: Plan, now: float) -> int | None:

@@ -9,7 +9,7 @@ from factories import make_event
 from schemas.config import Config, EscalationLevel
 from schemas.records import EventKind
 from streams.correlate.identity import alert_identity, group_key_for
-from streams.escalate.policy import plan_for, receivers_for
+from streams.escalate.policy import plan_for, receivers_for, repeat_due
 
 LEVELS = [
     EscalationLevel(delay=timedelta(0), targets=["pager"]),
@@ -81,3 +81,33 @@ def test_send_resolved_off_skips_resolve() -> None:
     plan.send_resolved = False
     assert receivers_for(plan, event) == ["pager"]
     assert receivers_for(plan, make_event(kind=EventKind.RESOLVED)) == []
+
+
+def test_repeat_due_after_interval() -> None:
+    event = make_event(kind=EventKind.OPENED)
+    plan = plan_for(event, LEVELS)
+    plan.repeat_interval_s = 3600.0
+    receivers_for(plan, event)
+    opened = event.at.timestamp()
+    assert not repeat_due(plan, opened + 3599)
+    assert repeat_due(plan, opened + 3600)
+
+
+def test_repeat_notifies_every_paged_receiver() -> None:
+    event = make_event(kind=EventKind.OPENED)
+    plan = plan_for(event, LEVELS)
+    plan.repeat_interval_s = 3600.0
+    receivers_for(plan, event)
+    repeated = make_event(kind=EventKind.REPEATED)
+    assert receivers_for(plan, repeated) == ["pager"]
+    assert plan.repeats == 1
+
+
+def test_acknowledgement_stops_repeats() -> None:
+    event = make_event(kind=EventKind.OPENED)
+    plan = plan_for(event, LEVELS)
+    plan.repeat_interval_s = 60.0
+    receivers_for(plan, event)
+    receivers_for(plan, make_event(kind=EventKind.ACKNOWLEDGED))
+    assert not repeat_due(plan, event.at.timestamp() + 3600)
+    assert receivers_for(plan, make_event(kind=EventKind.REPEATED)) == []
