@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from schemas.records import (
@@ -131,6 +132,29 @@ async def _apply(
         await pipeline.publish(topics.NOTIFICATIONS, event.group_key, notification)
 
 
+async def _record(
+    pipeline: Pipeline,
+    incident_id: str,
+    group_key: str,
+    command_id: str,
+    kind: EventKind,
+    at: datetime,
+    details: dict[str, Any],
+) -> None:
+    """Ask correlate to put an event of the escalation policy on the timeline."""
+    command = Command(
+        command_id=command_id,
+        kind=CommandKind.RECORD,
+        incident_id=incident_id,
+        actor="escalation policy",
+        source="escalate",
+        at=at,
+        event_kind=kind,
+        details=details,
+    )
+    await pipeline.publish(topics.COMMANDS, group_key, command)
+
+
 async def _record_suppressed(
     pipeline: Pipeline, event: IncidentEvent, reason: dict[str, str]
 ) -> None:
@@ -141,17 +165,15 @@ async def _record_suppressed(
         event.seq,
         reason["reason"],
     )
-    command = Command(
-        command_id=f"{event.idempotency_key}:suppressed",
-        kind=CommandKind.RECORD,
-        incident_id=event.incident_id,
-        actor="escalation policy",
-        source="escalate",
-        at=pipeline.clock.stamp(event.at),
-        event_kind=EventKind.SUPPRESSED,
-        details={"transition": event.kind, "level": event.level, **reason},
+    await _record(
+        pipeline,
+        event.incident_id,
+        event.group_key,
+        f"{event.idempotency_key}:suppressed",
+        EventKind.SUPPRESSED,
+        pipeline.clock.stamp(event.at),
+        {"transition": event.kind, "level": event.level, **reason},
     )
-    await pipeline.publish(topics.COMMANDS, event.group_key, command)
 
 
 async def _release_if_unmuted(pipeline: Pipeline, plan: Plan, sent: set[str]) -> None:
@@ -162,17 +184,16 @@ async def _release_if_unmuted(pipeline: Pipeline, plan: Plan, sent: set[str]) ->
     if mute_reason(pipeline, plan.labels, pipeline.clock.now()) is not None:
         return
     sent.add(command_id)
-    command = Command(
-        command_id=command_id,
-        kind=CommandKind.RECORD,
-        incident_id=plan.incident_id,
-        actor="escalation policy",
-        source="escalate",
-        at=pipeline.clock.now(),
-        event_kind=EventKind.RELEASED,
-        details={"level": plan.level, "reason": "no longer muted"},
+    details = {"level": plan.level, "reason": "no longer muted"}
+    await _record(
+        pipeline,
+        plan.incident_id,
+        plan.group_key,
+        command_id,
+        EventKind.RELEASED,
+        pipeline.clock.now(),
+        details,
     )
-    await pipeline.publish(topics.COMMANDS, plan.group_key, command)
 
 
 async def _request_repeat(pipeline: Pipeline, plan: Plan, sent: set[str]) -> None:
@@ -181,14 +202,13 @@ async def _request_repeat(pipeline: Pipeline, plan: Plan, sent: set[str]) -> Non
     if command_id in sent:
         return
     sent.add(command_id)
-    command = Command(
-        command_id=command_id,
-        kind=CommandKind.RECORD,
-        incident_id=plan.incident_id,
-        actor="escalation policy",
-        source="escalate",
-        at=pipeline.clock.now(),
-        event_kind=EventKind.REPEATED,
-        details={"repeat": plan.repeats + 1, "interval_s": plan.repeat_interval_s},
+    details = {"repeat": plan.repeats + 1, "interval_s": plan.repeat_interval_s}
+    await _record(
+        pipeline,
+        plan.incident_id,
+        plan.group_key,
+        command_id,
+        EventKind.REPEATED,
+        pipeline.clock.now(),
+        details,
     )
-    await pipeline.publish(topics.COMMANDS, plan.group_key, command)
