@@ -8,7 +8,7 @@ from schemas.records import Notification
 
 
 class DeliveryError(Exception):
-    """A delivery failed; `retriable` says whether trying again can help.
+    """A delivery failed. `retriable` is true when trying again can help.
 
     `retry_after_s` carries the wait the service asked for (HTTP 429
     Retry-After), if it asked.

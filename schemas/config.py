@@ -53,7 +53,7 @@ class Route(Strict):
 
     `group_by` names the labels whose values make one group: alerts of a
     group share one incident. Without it each alert is its own group.
-    `group_wait` holds the first notification of a new incident, so alerts
+    `group_wait` delays the first notification of a new incident, so alerts
     of one group that fire together page once and an alert that clears
     within it pages no one. It also delays every escalation level.
     """

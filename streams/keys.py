@@ -11,7 +11,7 @@ def encode_key(key: str) -> bytes:
 
 
 def decode_key(raw: object) -> str | None:
-    """Return the string a JSON-encoded key holds, or None if it holds none."""
+    """Return the string a JSON-encoded key contains, or None if it has none."""
     if not isinstance(raw, bytes):
         return None
     try:

@@ -1,10 +1,10 @@
 """Score Tocsin's anomaly rule on NAB through the real pipeline.
 
 Run `python -m bench.nab.pipeline` from the repository root. It starts Apache
-Kafka (or uses `--bootstrap`), starts one `tocsin worker` whose only rule is
-the anomaly rule, replays every NAB series onto `telemetry.metrics`, waits
-until the worker has consumed them, reads the firing alerts from the `alerts`
-topic and scores their times with the NAB scorer. The same detector run
+Kafka (or uses `--bootstrap`) and one `tocsin worker` whose only rule is the
+anomaly rule. It replays every NAB series onto `telemetry.metrics` and waits
+until the worker has consumed them. Then it reads the firing alerts from the
+`alerts` topic and scores their times with the NAB scorer. The same detector run
 offline on the same files is printed beside it: the two should agree.
 """
 

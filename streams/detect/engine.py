@@ -29,10 +29,10 @@ def admit(
 ) -> tuple[list[list[float]], list[MetricSample]]:
     """Order new samples with the held ones and release those past the lateness.
 
-    Returns the samples to apply, in event order, and the late ones: those
-    more than the lateness behind the newest sample that arrived before them,
-    and those at or before the last released one, which can no longer be
-    applied in order. With no lateness allowed every in-order sample is
+    Returns the samples to apply, in event order, and the late ones. A sample
+    is late when it is more than the lateness behind the newest sample that
+    arrived before it, or at or before the last released one, because it can
+    no longer be applied in order. With no lateness allowed every in-order sample is
     released at once.
     """
     released_at = state.get("released_at")

@@ -20,7 +20,7 @@ class Transition:
 
 @dataclass
 class HoldState:
-    """Where one key stands against one rule's condition.
+    """The state of one key against one rule's condition.
 
     `pending_since` is the start of the current breach, which is also the
     start of impact. `clear_since` is when the condition last stopped holding

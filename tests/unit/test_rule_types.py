@@ -185,7 +185,7 @@ def test_burn_rate_resolves_when_short_window_recovers() -> None:
     points += [(m * 60, 0.0) for m in range(10, 40)]
     changes = run(burn_rule(), {}, points)
     assert changes[0] == (0, FIRING)
-    # The 6x pair burns while its 30-minute window holds 8 bad minutes (6.7x);
+    # The 6x pair burns while its 30-minute window contains 8 bad minutes (6.7x);
     # with 7 (5.8x) it stops, at minute 32.
     assert changes[1] == (32 * 60, RESOLVED)
 
