@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from schemas.durations import Duration
+from schemas.grouping import Flapping
 from schemas.rules import Rules, Strict
 from schemas.silences import InhibitRule, MaintenanceWindow
 
@@ -56,12 +57,28 @@ class Route(Strict):
     `group_wait` delays the first notification of a new incident, so alerts
     of one group that fire together page once and an alert that clears
     within it pages no one. It also delays every escalation level.
+    `group_interval` batches the notifications of later changes to the
+    group, and `flapping`, when set, holds the notifications of an alert
+    that keeps changing state.
     """
 
     match: dict[str, str] = Field(default_factory=dict)
     policy: str
     group_by: list[str] | None = None
     group_wait: Duration = timedelta(0)
+    group_interval: Duration = Field(
+        default=timedelta(minutes=5),
+        description="once an incident has notified, wait this long between "
+        "notifications of alerts joining or leaving it; 0 notifies each change",
+    )
+    min_alerts: int = Field(
+        default=1,
+        ge=1,
+        le=10_000,
+        description="open an incident only once this many alerts of the group "
+        "fire at the same time",
+    )
+    flapping: Flapping | None = None
     send_resolved: bool = True
     repeat_interval: Duration = Field(
         default=timedelta(0),

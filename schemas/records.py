@@ -137,6 +137,11 @@ class EventKind(StrEnum):
     NOTE_ADDED = "note_added"
     RUNBOOK_FINISHED = "runbook_finished"
     RESOLVED = "resolved"
+    GROUP_UPDATED = "group_updated"
+    FLAPPING = "flapping"
+    STABILIZED = "stabilized"
+    MUTED = "muted"
+    UNMUTED = "unmuted"
 
 
 class IncidentEvent(Record):
@@ -175,6 +180,7 @@ class CommandKind(StrEnum):
     NOTE = "note"
     ESCALATE = "escalate"
     RECORD = "record"
+    CHECK = "check"
 
 
 class Command(Record):
@@ -182,7 +188,8 @@ class Command(Record):
 
     `record` appends an event of `event_kind` (notified, runbook finished, ...)
     to the timeline without changing state. `escalate` moves an unacknowledged
-    incident to `level`.
+    incident to `level`. `check` applies whatever became due by `at`: a
+    batched group update, or the end of flapping.
     """
 
     command_id: str
@@ -190,7 +197,15 @@ class Command(Record):
     incident_id: str
     actor: str
     source: Literal[
-        "http", "slack", "pagerduty", "cli", "escalate", "notify", "runbook"
+        "http",
+        "slack",
+        "pagerduty",
+        "cli",
+        "escalate",
+        "notify",
+        "runbook",
+        "correlate",
+        "silences",
     ]
     at: AwareDatetime
     level: int | None = None

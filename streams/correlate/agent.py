@@ -6,8 +6,17 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from schemas.records import Alert, AlertStatus, Command, IncidentEvent, group_key_of
+from schemas.config import Route
+from schemas.records import (
+    Alert,
+    AlertStatus,
+    Command,
+    CommandKind,
+    IncidentEvent,
+    group_key_of,
+)
 from streams import topics
+from streams.correlate.grouping import GroupRules, next_check_at
 from streams.correlate.lifecycle import (
     Group,
     Incident,
@@ -25,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The grouping settings of alerts that match no route.
+DEFAULT_ROUTE = Route(policy="default")
+
 
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
@@ -32,6 +44,10 @@ def register(pipeline: Pipeline) -> None:
     groups = pipeline.table("correlate-groups", default=None)
     incidents = pipeline.table("incidents", default=None)
     pipeline.tables["incidents"] = incidents
+    # incident id -> when its next group update or end of flapping is due.
+    checks = pipeline.table("correlate-checks", default=None)
+    # Check commands sent and not yet applied, so a tick sends each once.
+    requested: set[str] = set()
     lifecycle = pipeline.config.lifecycle
     reopening = Reopening(
         reopen_window_s=lifecycle.reopen_window.total_seconds(),
@@ -81,6 +97,12 @@ def register(pipeline: Pipeline) -> None:
             for level in policy_levels(pipeline.config, policy)
         ]
         send_resolved = found[1].send_resolved if found else True
+        route = found[1] if found is not None else DEFAULT_ROUTE
+        rules = GroupRules(
+            group_interval_s=route.group_interval.total_seconds(),
+            min_alerts=route.min_alerts,
+            flapping=route.flapping,
+        )
         incident, events = apply_alert(
             group,
             incident,
@@ -88,11 +110,20 @@ def register(pipeline: Pipeline) -> None:
             policy,
             delays,
             replace(reopening, send_resolved=send_resolved),
+            rules,
         )
         if incident is not None:
-            incidents[incident.incident_id] = incident.model_dump(mode="json")
+            store(incident)
         groups[group.group_key] = group.model_dump(mode="json")
         await publish(events)
+
+    def store(incident: Incident) -> None:
+        incidents[incident.incident_id] = incident.model_dump(mode="json")
+        due = next_check_at(incident)
+        if due is None:
+            checks.pop(incident.incident_id, None)
+        else:
+            checks[incident.incident_id] = due.timestamp()
 
     async def on_command(event: faust.EventT[bytes]) -> None:
         command = await pipeline.dead_letters.parse(
@@ -108,7 +139,8 @@ def register(pipeline: Pipeline) -> None:
             return
         group = _load_group(groups, group_key_of(command.incident_id))
         events = apply_command(group, incident, command)
-        incidents[incident.incident_id] = incident.model_dump(mode="json")
+        store(incident)
+        requested.discard(command.command_id)
         if events:
             groups[group.group_key] = group.model_dump(mode="json")
         await publish(events)
@@ -120,7 +152,31 @@ def register(pipeline: Pipeline) -> None:
             else:
                 await on_command(event)
 
+    async def tick() -> None:
+        """Send a check command for every incident whose update or stability is due."""
+        now = pipeline.clock.timestamp()
+        for incident_id, due in list(checks.items()):
+            if due is None or due > now:
+                continue
+            command_id = f"{incident_id}:check:{due}"
+            if command_id in requested:
+                continue
+            requested.add(command_id)
+            command = Command(
+                command_id=command_id,
+                kind=CommandKind.CHECK,
+                incident_id=incident_id,
+                actor="correlate",
+                source="correlate",
+                at=pipeline.clock.now(),
+            )
+            await pipeline.publish(topics.COMMANDS, group_key_of(incident_id), command)
+
     app.agent(source, name="correlate")(correlate)
+    # NOTE: like escalations, a replay applies due updates and the end of
+    # flapping when the incident's next alert or command arrives.
+    if pipeline.clock.mode == "live":
+        app.timer(pipeline.settings.tick_interval_s, name="correlate-tick")(tick)
 
 
 def _load_group(groups: faust.Table[str, Any], group_key: str) -> Group:

@@ -18,6 +18,16 @@ from schemas.records import (
     IncidentState,
     Severity,
 )
+from streams.correlate.grouping import (
+    GroupRules,
+    due_stable,
+    due_update,
+    note_flapping_change,
+    note_group_change,
+    record_change,
+    stabilize,
+    start_flapping,
+)
 
 # How many recent alert and command ids a group or incident remembers to drop
 # redeliveries. A redelivery older than that many newer records gets through.
@@ -32,6 +42,12 @@ class Group(BaseModel):
     open_incident: str | None = None
     last_incident: str | None = None
     seen: list[str] = Field(default_factory=list)
+    # Alerts waiting for the route's minimum group size, by fingerprint.
+    pending: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Recent state changes (epoch seconds) and the last status, by
+    # fingerprint, for flapping detection.
+    changes: dict[str, list[float]] = Field(default_factory=dict)
+    last_status: dict[str, str] = Field(default_factory=dict)
 
     def remember(self, record_id: str) -> None:
         self.seen = [*self.seen, record_id][-SEEN_IDS_KEPT:]
@@ -70,6 +86,18 @@ class Incident(BaseModel):
     firing: list[str] = Field(default_factory=list)
     seen_commands: list[str] = Field(default_factory=list)
     timeline: list[dict[str, Any]] = Field(default_factory=list)
+    # Group updates: changes waiting for the group interval, and when the
+    # last update went out.
+    group_interval_s: float = 0.0
+    pending_changes: list[dict[str, Any]] = Field(default_factory=list)
+    last_update_at: datetime | None = None
+    # Flapping: the alerts that flap, since when, and the last change of
+    # any of them, with the hold-down and pause that end it.
+    flapping: list[str] = Field(default_factory=list)
+    flapping_since: datetime | None = None
+    last_change_at: datetime | None = None
+    hold_down_s: float = 0.0
+    pause_s: float = 0.0
 
     def append(
         self,
@@ -168,6 +196,22 @@ def catch_up(incident: Incident, at: datetime) -> list[IncidentEvent]:
     return events
 
 
+def catch_up_all(group: Group, incident: Incident, at: datetime) -> list[IncidentEvent]:
+    """Apply everything due by `at`: escalations, the end of flapping, updates."""
+    events = catch_up(incident, at)
+    if due_stable(incident, at):
+        # Each flapping episode ends with its alerts' changes forgotten.
+        for fingerprint in incident.flapping:
+            group.changes.pop(fingerprint, None)
+        events.append(stabilize(incident))
+        if not incident.firing and incident.auto_resolve:
+            stable_at = events[-1].at
+            how = "alert cleared and stable"
+            events.append(_resolve(group, incident, stable_at, "correlate", how))
+    events.extend(due_update(incident, at))
+    return events
+
+
 def apply_alert(
     group: Group,
     incident: Incident | None,
@@ -175,6 +219,7 @@ def apply_alert(
     policy: str,
     level_delays_s: list[float],
     reopening: Reopening | None = None,
+    rules: GroupRules | None = None,
 ) -> tuple[Incident | None, list[IncidentEvent]]:
     """Apply one alert to its group and open incident.
 
@@ -184,13 +229,28 @@ def apply_alert(
     if alert.event_id in group.seen:
         return incident, []
     group.remember(alert.event_id)
-    earlier = catch_up(incident, alert.at) if incident is not None else []
+    rules = rules or GroupRules()
+    earlier = catch_up_all(group, incident, alert.at) if incident is not None else []
+    flaps = record_change(group, alert, rules.flapping)
     if alert.status is AlertStatus.FIRING:
         incident, events = _apply_firing(
-            group, incident, alert, policy, level_delays_s, reopening or Reopening()
+            group,
+            incident,
+            alert,
+            policy,
+            level_delays_s,
+            reopening or Reopening(),
+            rules,
+            flaps,
         )
     else:
-        incident, events = _apply_resolved(group, incident, alert)
+        incident, events = _apply_resolved(group, incident, alert, rules)
+    if flaps and incident is not None and incident.state is not IncidentState.RESOLVED:
+        assert rules.flapping is not None
+        changes = len(group.changes.get(alert.fingerprint, []))
+        started = start_flapping(incident, alert, rules.flapping, changes)
+        if started is not None:
+            events.append(started)
     return incident, earlier + events
 
 
@@ -201,7 +261,9 @@ def _apply_firing(
     policy: str,
     level_delays_s: list[float],
     reopening: Reopening,
-) -> tuple[Incident, list[IncidentEvent]]:
+    rules: GroupRules,
+    flaps: bool,
+) -> tuple[Incident | None, list[IncidentEvent]]:
     send_resolved = reopening.send_resolved
     details: dict[str, Any] = {
         "fingerprint": alert.fingerprint,
@@ -211,7 +273,7 @@ def _apply_firing(
     if previous is not None and previous.state is IncidentState.RESOLVED:
         since_s = (alert.at - (previous.resolved_at or alert.at)).total_seconds()
         if since_s <= reopening.reopen_window_s:
-            events = _reopen(group, previous, alert.at, alert.source)
+            events = _reopen(group, previous, alert.at, alert.source, flaps)
             if events:
                 previous.firing = [alert.fingerprint]
                 previous.alert_count += 1
@@ -219,42 +281,99 @@ def _apply_firing(
         if since_s > reopening.recurrence_window_s:
             previous = None
     if incident is None or incident.state is IncidentState.RESOLVED:
-        incident = open_incident(group, alert, policy, level_delays_s)
+        waiting = _wait_for_group(group, alert, rules.min_alerts)
+        if waiting is None:
+            return incident, []
+        incident = open_incident(group, waiting[0], policy, level_delays_s)
+        # The incident opens when its group is large enough; its impact
+        # started with the first alert that was waiting.
+        incident.opened_at = alert.at
+        incident.group_interval_s = rules.group_interval_s or 0.0
+        if incident.level == 0:
+            incident.last_update_at = alert.at
         details["policy"] = policy
         details["level_delays_s"] = level_delays_s
         details["send_resolved"] = send_resolved
+        if flaps:
+            details["flapping"] = True
         if previous is not None:
             incident.recurrence_of = previous.incident_id
             details["recurrence_of"] = previous.incident_id
-        return incident, [
-            incident.append(EventKind.OPENED, alert.at, alert.source, details)
-        ]
+        if len(waiting) > 1:
+            details["min_alerts"] = rules.min_alerts
+        opened = incident.append(EventKind.OPENED, alert.at, alert.source, details)
+        return incident, [opened, *_add_waiting(incident, waiting[1:], alert.at)]
     incident.alert_count += 1
     if alert.fingerprint in incident.firing:
         return incident, []
     incident.firing = [*incident.firing, alert.fingerprint]
+    note_flapping_change(incident, alert.at)
+    added = incident.append(EventKind.ALERT_ADDED, alert.at, alert.source, details)
     return incident, [
-        incident.append(EventKind.ALERT_ADDED, alert.at, alert.source, details)
+        added,
+        *note_group_change(incident, alert, rules.group_interval_s),
     ]
 
 
+def _wait_for_group(group: Group, alert: Alert, min_alerts: int) -> list[Alert] | None:
+    """Return the alerts that open an incident, or None while there are too few.
+
+    The alert that opens the incident comes first.
+    """
+    if min_alerts <= 1:
+        return [alert]
+    group.pending[alert.fingerprint] = alert.model_dump(mode="json")
+    if len(group.pending) < min_alerts:
+        return None
+    waiting = [Alert.model_validate(a) for a in group.pending.values()]
+    group.pending = {}
+    waiting.sort(key=lambda a: (a.at, a.fingerprint))
+    return waiting
+
+
+def _add_waiting(
+    incident: Incident, waiting: list[Alert], at: datetime
+) -> list[IncidentEvent]:
+    events = []
+    for alert in waiting:
+        incident.firing = [*incident.firing, alert.fingerprint]
+        incident.alert_count += 1
+        details = {"fingerprint": alert.fingerprint, "annotations": alert.annotations}
+        events.append(incident.append(EventKind.ALERT_ADDED, at, alert.source, details))
+    return events
+
+
 def _apply_resolved(
-    group: Group, incident: Incident | None, alert: Alert
+    group: Group, incident: Incident | None, alert: Alert, rules: GroupRules
 ) -> tuple[Incident | None, list[IncidentEvent]]:
+    group.pending.pop(alert.fingerprint, None)
     if incident is None or incident.state is IncidentState.RESOLVED:
         return incident, []
     if alert.fingerprint not in incident.firing:
         return incident, []
     incident.firing = [f for f in incident.firing if f != alert.fingerprint]
+    note_flapping_change(incident, alert.at)
     details = {"fingerprint": alert.fingerprint}
     events = [
         incident.append(EventKind.ALERT_RESOLVED, alert.at, alert.source, details)
     ]
-    if not incident.firing and alert.auto_resolve:
+    # A flapping incident stays open until it is stable: the resolve then
+    # comes from the stabilization, if the alert is still clear.
+    holding = incident.flapping_since is not None or (
+        rules.flapping is not None and _flaps(group, alert, rules)
+    )
+    if not incident.firing and alert.auto_resolve and not holding:
         events.append(
             _resolve(group, incident, alert.at, alert.source, "alert cleared")
         )
+    elif incident.firing:
+        events.extend(note_group_change(incident, alert, rules.group_interval_s))
     return incident, events
+
+
+def _flaps(group: Group, alert: Alert, rules: GroupRules) -> bool:
+    assert rules.flapping is not None
+    return len(group.changes.get(alert.fingerprint, [])) > rules.flapping.changes
 
 
 def _resolve(
@@ -263,6 +382,7 @@ def _resolve(
     incident.state = IncidentState.RESOLVED
     incident.resolved_at = at
     incident.resolved_by = actor
+    incident.pending_changes = []
     if group.open_incident == incident.incident_id:
         group.open_incident = None
     details = {"how": how, "acknowledged": incident.acknowledged_at is not None}
@@ -292,9 +412,10 @@ def apply_command(
         return [
             incident.append(EventKind.NOTE_ADDED, command.at, actor, command.details)
         ]
-    # An escalate command only requests this catch-up: levels are reached
-    # when they are due, never earlier and never twice.
-    earlier = catch_up(incident, command.at)
+    # An escalate or check command only requests this catch-up: levels,
+    # updates and the end of flapping come when they are due, never earlier
+    # and never twice.
+    earlier = catch_up_all(group, incident, command.at)
     if command.kind is CommandKind.REOPEN:
         return _reopen(group, incident, command.at, actor)
     if incident.state is IncidentState.RESOLVED:
@@ -312,7 +433,7 @@ def apply_command(
 
 
 def _reopen(
-    group: Group, incident: Incident, at: datetime, actor: str
+    group: Group, incident: Incident, at: datetime, actor: str, flaps: bool = False
 ) -> list[IncidentEvent]:
     """Reopen a resolved incident, unless its group has opened another since."""
     if incident.state is not IncidentState.RESOLVED:
@@ -327,4 +448,7 @@ def _reopen(
     incident.level = 0
     incident.escalation_base = at
     group.open_incident = incident.incident_id
-    return [incident.append(EventKind.REOPENED, at, actor)]
+    incident.pending_changes = []
+    incident.last_update_at = at
+    details = {"flapping": True} if flaps else None
+    return [incident.append(EventKind.REOPENED, at, actor, details)]

@@ -31,6 +31,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Transitions that page a level, and so are held while the incident is muted.
+NOTIFYING_KINDS = frozenset(
+    {
+        EventKind.OPENED,
+        EventKind.REOPENED,
+        EventKind.ESCALATED,
+        EventKind.STABILIZED,
+    }
+)
+
 
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
@@ -56,7 +66,7 @@ def register(pipeline: Pipeline) -> None:
         now = pipeline.clock.timestamp()
         for incident_id, stored in list(plans.items()):
             plan = Plan.model_validate(stored)
-            if plan.held:
+            if plan.held and not plan.flapping:
                 await _release_if_unmuted(pipeline, plan, sent)
             if repeat_due(plan, now):
                 await _request_repeat(pipeline, plan, sent)
@@ -113,9 +123,13 @@ async def _apply(
     else:
         plan = Plan.model_validate(stored)
 
+    if event.details.get("flapping") is True:
+        plan.flapping = True
     muted = None
-    if event.kind in {EventKind.OPENED, EventKind.REOPENED, EventKind.ESCALATED}:
+    if event.kind in NOTIFYING_KINDS:
         muted = mute_reason(pipeline, event.labels, event.at)
+        if muted is None and plan.flapping and event.kind is not EventKind.STABILIZED:
+            muted = {"reason": "flapping"}
     receivers = receivers_for(plan, event, muted is not None)
     if muted is not None:
         await _record_suppressed(pipeline, event, muted)

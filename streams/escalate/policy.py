@@ -42,6 +42,8 @@ class Plan(BaseModel):
     last_notified_at: float | None = None
     acknowledged: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
+    # An incident whose alerts flap notifies no one until it is stable.
+    flapping: bool = False
 
     def schedule_next(self) -> None:
         following = self.level + 1
@@ -109,15 +111,27 @@ def _receivers(plan: Plan, event: IncidentEvent, muted: bool) -> list[str]:
     if event.kind is EventKind.ESCALATED:
         return _reach_level(plan, event.level, muted)
     if event.kind is EventKind.REPEATED:
-        if plan.held or plan.acknowledged or not plan.notified:
+        if plan.held or plan.flapping or plan.acknowledged or not plan.notified:
             return []
         plan.repeats += 1
         return list(plan.notified)
-    if event.kind is EventKind.RELEASED:
+    if event.kind is EventKind.FLAPPING:
+        plan.flapping = True
+        return []
+    if event.kind is EventKind.STABILIZED:
+        plan.flapping = False
         if not plan.held or plan.level < 0:
+            return []
+        return _reach_level(plan, plan.level, muted)
+    if event.kind is EventKind.RELEASED:
+        if not plan.held or plan.level < 0 or plan.flapping:
             return []
         plan.held = False
         return _reach_level(plan, plan.level, False)
+    if event.kind is EventKind.GROUP_UPDATED:
+        if plan.held or plan.flapping:
+            return []
+        return list(plan.notified)
     if event.kind in FOLLOW_UP_KINDS:
         plan.next_due = None
         plan.held = False
