@@ -9,7 +9,8 @@ from pydantic import Field, field_validator
 from schemas.durations import Duration
 from schemas.rules import Strict
 
-# PagerDuty lets an auto-pause last from 2 to 15 minutes.
+# PagerDuty's services API accepts auto-pause timeouts of 120, 180, 300, 600
+# and 900 s; any pause within that range is accepted here.
 PAUSE_MIN = timedelta(seconds=120)
 PAUSE_MAX = timedelta(seconds=900)
 

@@ -89,6 +89,7 @@ def register(pipeline: Pipeline) -> None:
         group = _load_group(groups, alert.group_key)
         current = group.open_incident or group.last_incident
         incident = _load_incident(incidents, current)
+        previous = incident
         policy = pipeline.config.policy_for(alert.labels)
         found = pipeline.config.route_for(alert.labels)
         wait_s = found[1].group_wait.total_seconds() if found else 0.0
@@ -112,8 +113,10 @@ def register(pipeline: Pipeline) -> None:
             replace(reopening, send_resolved=send_resolved),
             rules,
         )
-        if incident is not None:
-            store(incident)
+        # Catching up can resolve the group's last incident before the
+        # alert opens the next one: both are stored.
+        for changed in {id(i): i for i in (previous, incident) if i}.values():
+            store(changed)
         groups[group.group_key] = group.model_dump(mode="json")
         await publish(events)
 

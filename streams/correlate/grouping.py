@@ -104,7 +104,8 @@ def note_group_change(
     """Queue an alert joining or leaving a notified incident for the next update.
 
     An incident still in its group wait notifies the change with its first
-    notification, and a flapping one holds it, so neither queues anything.
+    notification, and a flapping one notifies nothing until it is stable, so neither
+    queues anything.
     """
     if group_interval_s is None or incident.state is IncidentState.RESOLVED:
         return []

@@ -120,7 +120,8 @@ def _receivers(plan: Plan, event: IncidentEvent, muted: bool) -> list[str]:
         return []
     if event.kind is EventKind.STABILIZED:
         plan.flapping = False
-        if not plan.held or plan.level < 0:
+        # An alert that settled clear is resolved next: nobody is paged.
+        if not plan.held or plan.level < 0 or event.details.get("firing") == 0:
             return []
         return _reach_level(plan, plan.level, muted)
     if event.kind is EventKind.RELEASED:

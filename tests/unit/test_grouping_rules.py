@@ -384,13 +384,25 @@ def test_flapping_plan_sends_nothing() -> None:
 
 def test_stabilized_plan_notifies_held_level() -> None:
     plan = held_plan()
-    event = make_event(kind=EventKind.STABILIZED, seq=9, at=at(480))
+    event = make_event(
+        kind=EventKind.STABILIZED, seq=9, at=at(480), details={"firing": 1}
+    )
 
     receivers = receivers_for(plan, event)
 
     assert receivers == ["slack-oncall"]
     assert not plan.flapping
     assert not plan.held
+
+
+def test_stabilized_clear_plan_pages_nobody() -> None:
+    plan = held_plan()
+    event = make_event(
+        kind=EventKind.STABILIZED, seq=9, at=at(450), details={"firing": 0}
+    )
+
+    assert receivers_for(plan, event) == []
+    assert not plan.flapping
 
 
 def test_flapping_settings_validated() -> None:
