@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, PlainSerializer
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -49,4 +49,9 @@ def _to_timedelta(seconds: float, value: object) -> timedelta:
         ) from None
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# JSON carries a duration as seconds, which parse_duration reads back.
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda value: value.total_seconds(), when_used="json"),
+]

@@ -164,6 +164,8 @@ class MaintenanceWindow(Strict):
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     every: Recurrence | None = None
+    created_by: str = Field(default="", max_length=200)
+    comment: str = Field(default="", max_length=2000)
 
     @field_validator("matchers", mode="before")
     @classmethod
@@ -182,12 +184,15 @@ class MaintenanceWindow(Strict):
             raise ValueError(f"maintenance window {self.name!r} ends before it starts")
         return self
 
-    def mutes(self, labels: dict[str, str], at: datetime) -> bool:
-        if not self.enabled or not all(m.matches(labels) for m in self.matchers):
+    def active(self, at: datetime) -> bool:
+        if not self.enabled:
             return False
         if self.every is not None:
             return self.every.covers(at)
         return self.starts_at <= at < self.ends_at  # type: ignore[operator]
+
+    def mutes(self, labels: dict[str, str], at: datetime) -> bool:
+        return self.active(at) and all(m.matches(labels) for m in self.matchers)
 
 
 class InhibitRule(Strict):
@@ -217,10 +222,15 @@ class InhibitRule(Strict):
 
 
 class SilenceCommand(Record):
-    """Create a silence, or expire one early, on behalf of `actor`."""
+    """Create a silence or a maintenance window, or end one early, for `actor`.
 
-    action: Literal["create", "expire"]
+    `silence_id` is the silence's id, or the window's name for the window
+    actions.
+    """
+
+    action: Literal["create", "expire", "create_window", "delete_window"]
     silence_id: str
     silence: Silence | None = None
+    window: MaintenanceWindow | None = None
     actor: str
     at: AwareDatetime

@@ -95,6 +95,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     from streams.notify import agent as notify
     from streams.runbooks import agent as runbooks
     from streams.silences import agent as silences
+    from streams.silences import timeline as mute_timeline
     from streams.web import intake, pagerduty_webhooks, silences_views, slack_actions
     from streams.web import views as web
 
@@ -105,6 +106,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     escalate.register(pipeline)
     notify.register(pipeline)
     runbooks.register(pipeline)
+    mute_timeline.register(pipeline)
     analytics.register(pipeline)
     web.register(pipeline)
     intake.register(pipeline)

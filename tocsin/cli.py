@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 from aiokafka.errors import KafkaConnectionError
@@ -269,6 +270,106 @@ def silence_expire(silence_id: str, actor: str, url: str) -> None:
     except client.WebViewError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{silence_id} expiring")
+
+
+@main.group()
+def maintenance() -> None:
+    """Create, list and delete maintenance windows."""
+
+
+@maintenance.command("add")
+@click.argument("name")
+@click.argument("matchers", nargs=-1, required=True)
+@click.option("--start", help="One-off window start, ISO 8601 with a zone.")
+@click.option("--end", help="One-off window end, ISO 8601 with a zone.")
+@click.option("--days", help="Recurring window: days, comma-separated, e.g. sat,sun.")
+@click.option("--at", "start_time", help="Recurring window: start time, e.g. 02:00.")
+@click.option("--duration", help="Recurring window: how long, e.g. 2h.")
+@click.option("--timezone", default="UTC", show_default=True, help="Recurring zone.")
+@click.option("--comment", default="", help="Why.")
+@click.option("--author", default=lambda: os.environ.get("USER", "cli"), help="Who.")
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def maintenance_add(
+    name: str,
+    matchers: tuple[str, ...],
+    start: str | None,
+    end: str | None,
+    days: str | None,
+    start_time: str | None,
+    duration: str | None,
+    timezone: str,
+    comment: str,
+    author: str,
+    url: str,
+) -> None:
+    """Mute incidents matching every MATCHER during a one-off or weekly window."""
+    body: dict[str, Any] = {
+        "name": name,
+        "matchers": list(matchers),
+        "created_by": author,
+        "comment": comment,
+    }
+    if start_time or duration or days:
+        if not (start_time and duration):
+            raise click.UsageError("a recurring window needs --at and --duration")
+        every: dict[str, Any] = {
+            "start": start_time,
+            "duration": duration,
+            "timezone": timezone,
+        }
+        if days:
+            every["days"] = [d.strip() for d in days.split(",") if d.strip()]
+        body["every"] = every
+    elif start and end:
+        body["starts_at"] = start
+        body["ends_at"] = end
+    else:
+        raise click.UsageError(
+            "give --start and --end for a one-off window, or --at and --duration "
+            "(and optionally --days) for a weekly one"
+        )
+    try:
+        answer = client.request(url, "/maintenance-windows", body)
+    except client.WebViewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{answer['maintenance_window']['name']}  created")
+
+
+@maintenance.command("list")
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def maintenance_list(url: str) -> None:
+    """List maintenance windows, from the configuration file and over HTTP."""
+    try:
+        listing = client.request(url, "/maintenance-windows")
+    except client.WebViewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for item in listing["maintenance_windows"]:
+        matchers = ", ".join(
+            f"{m['name']}{m['op']}{m['value']}" for m in item["matchers"]
+        )
+        every = item.get("every")
+        when = (
+            f"{','.join(every['days'])} {every['start']} for {every['duration']}s "
+            f"{every['timezone']}"
+            if every
+            else f"{item['starts_at']} to {item['ends_at']}"
+        )
+        state = "active" if item["active"] else "inactive"
+        click.echo(f"{item['name']}  {state:<8} {when}  {matchers}  ({item['source']})")
+
+
+@maintenance.command("delete")
+@click.argument("name")
+@click.option("--actor", default=lambda: os.environ.get("USER", "cli"), help="Who.")
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def maintenance_delete(name: str, actor: str, url: str) -> None:
+    """Delete a maintenance window created over HTTP."""
+    try:
+        path = f"/maintenance-windows/{quote(name, safe='')}/delete"
+        client.request(url, path, {"actor": actor})
+    except client.WebViewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name} deleting")
 
 
 @main.group()

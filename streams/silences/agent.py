@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from schemas.silences import Silence, SilenceCommand
+from schemas.silences import MaintenanceWindow, Silence, SilenceCommand
 from streams import topics
 
 if TYPE_CHECKING:
@@ -25,6 +25,13 @@ def register(pipeline: Pipeline) -> None:
         schema=_json_schema(),
     )
     pipeline.tables["silences"] = table
+    # name -> maintenance windows created over HTTP, on every worker.
+    pipeline.tables["maintenance-windows"] = pipeline.app.GlobalTable(
+        "maintenance-windows",
+        default=None,
+        partitions=pipeline.settings.topic_partitions,
+        schema=_json_schema(),
+    )
     # fingerprint -> labels of every alert firing now, on every worker, so
     # inhibition can match sources on other partitions.
     pipeline.tables["firing-alerts"] = pipeline.app.GlobalTable(
@@ -41,7 +48,10 @@ def register(pipeline: Pipeline) -> None:
             )
             if command is None:
                 continue
-            _apply(table, command)
+            if command.action in ("create_window", "delete_window"):
+                _apply_window(pipeline.tables["maintenance-windows"], command)
+            else:
+                _apply(table, command)
 
     topic = pipeline.topic(topics.SILENCE_COMMANDS)
     pipeline.app.agent(topic, name="silences")(silences)
@@ -76,6 +86,32 @@ def _apply(table: Any, command: SilenceCommand) -> None:
         )
 
 
+def _apply_window(table: Any, command: SilenceCommand) -> None:
+    name = command.silence_id
+    if command.action == "create_window" and command.window is not None:
+        table[name] = command.window.model_dump(mode="json")
+        log.info("maintenance window created name=%r actor=%r", name, command.actor)
+        return
+    if table.get(name) is None:
+        log.warning("maintenance window to delete not found name=%r", name)
+        return
+    table.pop(name, None)
+    log.info("maintenance window deleted name=%r actor=%r", name, command.actor)
+
+
+def all_windows(pipeline: Pipeline) -> list[tuple[str, MaintenanceWindow]]:
+    """Return every maintenance window with where it comes from: config or http."""
+    windows = [("config", w) for w in pipeline.config.maintenance_windows]
+    table = pipeline.tables.get("maintenance-windows")
+    if table is not None:
+        windows.extend(
+            ("http", MaintenanceWindow.model_validate(v))
+            for v in table.values()
+            if v is not None
+        )
+    return windows
+
+
 def all_silences(pipeline: Pipeline) -> list[Silence]:
     table = pipeline.tables.get("silences")
     if table is None:
@@ -96,7 +132,7 @@ def mute_reason(
                 "matchers": matchers,
                 "created_by": silence.created_by,
             }
-    for window in pipeline.config.maintenance_windows:
+    for _, window in all_windows(pipeline):
         if window.mutes(labels, at):
             return {"reason": "maintenance", "window": window.name}
     return inhibition(pipeline, labels)

@@ -11,10 +11,10 @@ from faust import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.durations import Duration
-from schemas.silences import Silence, SilenceCommand
+from schemas.silences import MaintenanceWindow, Silence, SilenceCommand
 from streams import topics
 from streams.deadletter import describe_validation_error
-from streams.silences.agent import all_silences
+from streams.silences.agent import all_silences, all_windows
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -118,3 +118,85 @@ def register(pipeline: Pipeline) -> None:
             )
             await pipeline.publish(topics.SILENCE_COMMANDS, silence_id, command)
             return self.json({"expiring": silence_id}, status=202)
+
+    @app.page("/maintenance-windows")
+    class MaintenanceWindows(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            now = pipeline.clock.now()
+            rows = [
+                {
+                    **window.model_dump(mode="json"),
+                    "source": source,
+                    "active": window.active(now),
+                }
+                for source, window in all_windows(pipeline)
+            ]
+            return self.json({"maintenance_windows": rows})
+
+        async def post(self, request: web.Request) -> web.Response:
+            raw = await request.read()
+            try:
+                body = WindowRequest.model_validate_json(raw or b"{}")
+                window = MaintenanceWindow.model_validate(
+                    body.model_dump(exclude_none=True)
+                )
+            except ValidationError as exc:
+                return self.json({"error": describe_validation_error(exc)}, status=400)
+            taken = {w.name: source for source, w in all_windows(pipeline)}
+            if window.name in taken:
+                error = (
+                    f"maintenance window {window.name!r} already exists "
+                    f"(from {taken[window.name]}); delete it first or pick a new name"
+                )
+                return self.json({"error": error}, status=409)
+            command = SilenceCommand(
+                action="create_window",
+                silence_id=window.name,
+                window=window,
+                actor=window.created_by,
+                at=pipeline.clock.now(),
+            )
+            await pipeline.publish(topics.SILENCE_COMMANDS, window.name, command)
+            log.info("maintenance window requested name=%r", window.name)
+            body_out = {"maintenance_window": window.model_dump(mode="json")}
+            return self.json(body_out, status=202)
+
+    @app.page("/maintenance-windows/{name}/delete")
+    class DeleteWindow(web.View):
+        async def post(self, request: web.Request, name: str) -> web.Response:
+            try:
+                body = ExpireRequest.model_validate_json(await request.read() or b"{}")
+            except ValidationError as exc:
+                return self.json({"error": describe_validation_error(exc)}, status=400)
+            sources = {w.name: source for source, w in all_windows(pipeline)}
+            if name not in sources:
+                error = f"maintenance window {name!r} not found"
+                return self.json({"error": error}, status=404)
+            if sources[name] == "config":
+                error = (
+                    f"maintenance window {name!r} comes from the configuration "
+                    "file; remove it there"
+                )
+                return self.json({"error": error}, status=409)
+            command = SilenceCommand(
+                action="delete_window",
+                silence_id=name,
+                actor=body.actor,
+                at=pipeline.clock.now(),
+            )
+            await pipeline.publish(topics.SILENCE_COMMANDS, name, command)
+            return self.json({"deleting": name}, status=202)
+
+
+class WindowRequest(BaseModel):
+    """Body of `POST /maintenance-windows`: a window, with who creates it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)
+    matchers: list[str] = Field(min_length=1)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    every: dict[str, Any] | None = None
+    created_by: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)
+    comment: str = Field(default="", max_length=2000)
