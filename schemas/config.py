@@ -65,6 +65,12 @@ class Route(Strict):
     match: dict[str, str] = Field(default_factory=dict)
     policy: str
     group_by: list[str] | None = None
+    fingerprint_by: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="the labels that identify an external alert; "
+        "by default every label does",
+    )
     group_wait: Duration = timedelta(0)
     group_interval: Duration = Field(
         default=timedelta(minutes=5),

@@ -159,5 +159,10 @@ def test_duplicate_alerts_open_one_ticket(workers: WorkerFactory) -> None:
     duplicated = [i for i in found if i["labels"]["instance"] == "a"]
     assert len(duplicated) == 1
     assert duplicated[0]["alert_count"] == 2
+    events = timeline(worker, duplicated[0]["incident_id"])
+    duplicates = [e for e in events if e["kind"] == "suppressed"]
+    assert len(duplicates) == 1
+    assert duplicates[0]["details"]["reason"] == "duplicate"
+    assert duplicates[0]["details"]["duplicate_of"] == duplicated[0]["incident_id"]
     opened_for = [r.json()["incident"] for r in requests]
     assert sorted(opened_for) == sorted(i["incident_id"] for i in found)

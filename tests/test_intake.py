@@ -118,7 +118,18 @@ def wait_incidents(worker: Worker, count: int, state: str) -> list[dict[str, Any
     return found
 
 
-def test_alertmanager_firing_opens_incidents_once(workers: WorkerFactory) -> None:
+def one_incident(worker: Worker, alert_count: int) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        found = worker.incidents()
+        if len(found) == 1 and found[0]["alert_count"] == alert_count:
+            return found[0]
+        return None
+
+    incident: dict[str, Any] = wait_for(reached, 15, f"{alert_count} alerts")
+    return incident
+
+
+def test_alertmanager_group_opens_one_incident(workers: WorkerFactory) -> None:
     worker = workers.start(workers.write_config(CONFIG))
     body = am_payload([am_alert("db-1"), am_alert("db-2"), am_alert("db-3")])
 
@@ -127,16 +138,16 @@ def test_alertmanager_firing_opens_incidents_once(workers: WorkerFactory) -> Non
     assert accepted["accepted"] == 3
     assert accepted["warnings"] == []
     group_keys = {a["group_key"] for a in accepted["alerts"]}
-    assert len(group_keys) == 3
+    assert len(group_keys) == 1
+    assert len({a["fingerprint"] for a in accepted["alerts"]}) == 3
 
-    incidents = wait_incidents(worker, 3, "open")
-    assert {i["group_key"] for i in incidents} == group_keys
-    assert {i["rule"] for i in incidents} == {"DiskFull"}
-    assert {i["severity"] for i in incidents} == {"medium"}
-    assert {i["service"] for i in incidents} == {"node"}
-    assert {i["title"] for i in incidents} == {
-        f"Disk above 80 % on db-{n}" for n in (1, 2, 3)
-    }
+    incident = one_incident(worker, 3)
+    assert incident["group_key"] in group_keys
+    assert incident["rule"] == "DiskFull"
+    assert incident["severity"] == "medium"
+    assert incident["service"] == "node"
+    assert incident["title"] == "Disk above 80 % on db-1"
+    assert len(incident["firing"]) == 3
 
     # Alertmanager resends the same notification every repeat_interval.
     status, repeated = post_raw(worker, "/alerts/alertmanager", body)
@@ -149,40 +160,48 @@ def test_alertmanager_firing_opens_incidents_once(workers: WorkerFactory) -> Non
     )
 
     again = worker.incidents()
-    assert sorted(i["incident_id"] for i in again) == sorted(
-        i["incident_id"] for i in incidents
-    )
-    assert [i["alert_count"] for i in again] == [1, 1, 1]
+    assert [i["incident_id"] for i in again] == [incident["incident_id"]]
+    assert again[0]["alert_count"] == 3
     events = topic_records(worker, topics.INCIDENT_EVENTS)
-    opened = [e for e in events if e["kind"] == "opened"]
-    assert len(opened) == 3
-    assert not [e for e in events if e["kind"] == "alert_added"]
+    assert len([e for e in events if e["kind"] == "opened"]) == 1
+    assert len([e for e in events if e["kind"] == "alert_added"]) == 2
     alerts = topic_records(worker, topics.ALERTS)
     assert len(alerts) == 6
     assert len({a["event_id"] for a in alerts}) == 3
 
 
-def test_alertmanager_resolve_closes_incident(workers: WorkerFactory) -> None:
+def test_alertmanager_group_open_until_all_resolve(workers: WorkerFactory) -> None:
     worker = workers.start(workers.write_config(CONFIG))
-    firing = [am_alert("db-1"), am_alert("db-2")]
+    firing = [am_alert("db-1"), am_alert("db-2"), am_alert("db-3")]
     status, accepted = post_raw(worker, "/alerts/alertmanager", am_payload(firing))
     assert status == 202, accepted
-    wait_incidents(worker, 2, "open")
-    resolved_key = accepted["alerts"][0]["group_key"]
+    incident_id = one_incident(worker, 3)["incident_id"]
 
     resolved = am_alert("db-1", status="resolved", endsAt=ENDS_AT)
-    still_firing = am_alert("db-2")
-    body = am_payload([resolved, still_firing])
+    body = am_payload([resolved, am_alert("db-2"), am_alert("db-3")])
     status, result = post_raw(worker, "/alerts/alertmanager", body)
+    assert status == 202, result
+    wait_for(
+        lambda: len(worker.get(f"/incidents/{incident_id}")["firing"]) == 2,
+        15,
+        "db-1 cleared",
+    )
+    assert worker.get(f"/incidents/{incident_id}")["state"] == "open"
+
+    last_end = "2024-05-01T12:30:00Z"
+    all_resolved = [
+        am_alert(host, status="resolved", endsAt=last_end)
+        for host in ("db-1", "db-2", "db-3")
+    ]
+    status, result = post_raw(
+        worker, "/alerts/alertmanager", am_payload(all_resolved, status="resolved")
+    )
     assert status == 202, result
 
     closed = wait_incidents(worker, 1, "resolved")
-    assert len(closed) == 1
-    assert closed[0]["group_key"] == resolved_key
-    assert closed[0]["resolved_at"] == ENDS_AT
+    assert [i["incident_id"] for i in closed] == [incident_id]
+    assert closed[0]["resolved_at"] == last_end
     assert closed[0]["opened_at"] == STARTS_AT
-    still_open = [i for i in worker.incidents() if i["state"] == "open"]
-    assert [i["group_key"] for i in still_open] == [accepted["alerts"][1]["group_key"]]
 
 
 def test_invalid_payload_rejected_dead_lettered(workers: WorkerFactory) -> None:

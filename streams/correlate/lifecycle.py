@@ -305,7 +305,16 @@ def _apply_firing(
         return incident, [opened, *_add_waiting(incident, waiting[1:], alert.at)]
     incident.alert_count += 1
     if alert.fingerprint in incident.firing:
-        return incident, []
+        duplicate = {
+            "reason": "duplicate",
+            "fingerprint": alert.fingerprint,
+            "event_id": alert.event_id,
+            "duplicate_of": incident.incident_id,
+        }
+        suppressed = EventKind.SUPPRESSED
+        return incident, [
+            incident.append(suppressed, alert.at, alert.source, duplicate)
+        ]
     incident.firing = [*incident.firing, alert.fingerprint]
     note_flapping_change(incident, alert.at)
     added = incident.append(EventKind.ALERT_ADDED, alert.at, alert.source, details)

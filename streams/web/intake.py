@@ -52,7 +52,12 @@ def alert_record(external: ExternalAlert, config: Config | None = None) -> Alert
     annotations. The event id hashes the fingerprint, status and start, so
     Alertmanager's repeated notifications of one alert carry one id.
     """
-    fingerprint, group_key = alert_identity(external.source, external.labels, config)
+    sender_group = None
+    if external.source == "alertmanager":
+        sender_group = external.annotations.get("alertmanager_group_key")
+    fingerprint, group_key = alert_identity(
+        external.source, external.labels, config, sender_group
+    )
     starts_at_utc = external.starts_at.astimezone(UTC).isoformat()
     return Alert(
         event_id=stable_hash(fingerprint, external.status.value, starts_at_utc),

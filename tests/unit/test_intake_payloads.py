@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 from pydantic import ValidationError
 
+from schemas.config import Config
 from schemas.intake import (
     SEVERITY_WORDS,
     Intake,
@@ -154,7 +155,6 @@ def test_alertmanager_fingerprint_field_not_identity() -> None:
     assert first.fingerprint == second.fingerprint
     labels = {"alertname": "DiskFull", "instance": "db-1", "severity": "page"}
     assert first.fingerprint == alert_identity("alertmanager", labels)[0]
-    assert first.group_key == alert_identity("alertmanager", labels)[1]
 
 
 def test_alertmanager_unknown_fields_ignored() -> None:
@@ -353,7 +353,51 @@ def test_identity_changes_with_labels() -> None:
     second_record = alert_record(only_alert(parse_alertmanager(am_payload(other))))
 
     assert first_record.fingerprint != second_record.fingerprint
-    assert first_record.group_key != second_record.group_key
+    # One Alertmanager group: one incident for both.
+    assert first_record.group_key == second_record.group_key
+
+
+def test_alertmanager_groups_by_group_key() -> None:
+    first = alert_record(only_alert(parse_alertmanager(am_payload())))
+    other_group = am_payload(groupKey='{}:{alertname="Other"}')
+    second = alert_record(only_alert(parse_alertmanager(other_group)))
+
+    assert first.group_key != second.group_key
+    assert first.group_key != first.fingerprint
+
+
+def test_route_group_by_overrides_group_key() -> None:
+    config = Config.model_validate(
+        {
+            "routes": [{"match": {}, "policy": "p", "group_by": ["instance"]}],
+            "policies": {"p": {"levels": [{"targets": ["pager"]}]}},
+            "receivers": {"pager": {"type": "console"}},
+        }
+    )
+    db2 = am_alert(labels={"alertname": "DiskFull", "instance": "db-2"})
+    first = alert_record(only_alert(parse_alertmanager(am_payload())), config)
+    second = alert_record(only_alert(parse_alertmanager(am_payload(db2))), config)
+
+    assert first.group_key != second.group_key
+
+
+def test_fingerprint_by_ignores_other_labels() -> None:
+    config = Config.model_validate(
+        {
+            "routes": [{"match": {}, "policy": "p", "fingerprint_by": ["instance"]}],
+            "policies": {"p": {"levels": [{"targets": ["pager"]}]}},
+            "receivers": {"pager": {"type": "console"}},
+        }
+    )
+    relabelled = am_alert(
+        labels={"alertname": "DiskFull", "instance": "db-1", "pod": "x-7f9"}
+    )
+    first = alert_record(only_alert(parse_alertmanager(am_payload())), config)
+    second = alert_record(
+        only_alert(parse_alertmanager(am_payload(relabelled))), config
+    )
+
+    assert first.fingerprint == second.fingerprint
 
 
 def test_identity_depends_on_source() -> None:

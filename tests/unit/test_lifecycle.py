@@ -103,12 +103,16 @@ def test_second_fingerprint_adds_alert() -> None:
     assert incident.firing == ["fp-1", "fp-2"]
 
 
-def test_repeated_fingerprint_adds_no_event() -> None:
+def test_repeated_fingerprint_recorded_as_duplicate() -> None:
     group, incident = start_incident()
     again = make_alert(event_id="alert-1-again", at=at(30))
 
-    assert apply(group, incident, again) == []
+    assert apply(group, incident, again) == [EventKind.SUPPRESSED]
     assert incident.firing == ["fp-1"]
+    details = incident.timeline[-1]["details"]
+    assert details["reason"] == "duplicate"
+    assert details["duplicate_of"] == INCIDENT_ID
+    assert details["event_id"] == "alert-1-again"
 
 
 def test_resolved_alert_records_alert_resolved() -> None:
