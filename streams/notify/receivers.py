@@ -9,8 +9,9 @@ from pydantic import SecretStr
 
 from handlers.base import Receiver
 from handlers.console import ConsoleReceiver
+from handlers.limits import KeyedRateLimiter
 from handlers.pagerduty import PagerDutyReceiver
-from handlers.slack import SlackReceiver
+from handlers.slack import MESSAGE_INTERVAL_S, SlackReceiver
 from schemas import config as cfg
 from tocsin.settings import Settings
 
@@ -33,12 +34,16 @@ def build_receivers(config: cfg.Config, settings: Settings) -> dict[str, Receive
     console instead, with a warning at start.
     """
     receivers: dict[str, Receiver] = {"console": ConsoleReceiver()}
+    # One limiter for every Slack receiver, because Slack limits per channel.
+    slack_limiter = KeyedRateLimiter(MESSAGE_INTERVAL_S)
     for name, spec in config.receivers.items():
-        receivers[name] = _build(name, spec, settings)
+        receivers[name] = _build(name, spec, settings, slack_limiter)
     return receivers
 
 
-def _build(name: str, spec: cfg.Receiver, settings: Settings) -> Receiver:
+def _build(
+    name: str, spec: cfg.Receiver, settings: Settings, slack_limiter: KeyedRateLimiter
+) -> Receiver:
     if isinstance(spec, cfg.SlackReceiver):
         token = _secret(spec.token_env, settings.slack_token)
         if token is not None:
@@ -48,6 +53,7 @@ def _build(name: str, spec: cfg.Receiver, settings: Settings) -> Receiver:
                 token,
                 settings.slack_base_url,
                 settings.http_timeout_s,
+                slack_limiter,
             )
         log.warning(
             "receiver has no token; printing to the console receiver=%s env=%s",

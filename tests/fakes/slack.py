@@ -1,4 +1,5 @@
-"""Fake Slack Web API serving chat.postMessage, chat.update and auth.test.
+"""Fake Slack Web API: chat.postMessage, chat.update, conversations.history and
+conversations.replies, and auth.test.
 
 Point slack-sdk at it with `AsyncWebClient(token=..., base_url=fake.url + "/api/")`.
 As the real Web API does, the fake returns API errors with HTTP 200 and a body of
@@ -36,6 +37,8 @@ class SlackMessage(TypedDict):
     text: str | None
     blocks: list[dict[str, Any]] | None
     attachments: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None
+    """Message metadata (`event_type` and `event_payload`), if posted with it."""
 
 
 class SlackApiFailure(Exception):
@@ -89,6 +92,10 @@ class FakeSlack(FakeServer):
         app.router.add_post("/api/chat.postMessage", self._post_message)
         app.router.add_post("/api/chat.update", self._update)
         app.router.add_post("/api/auth.test", self._auth_test)
+        for method in ("conversations.history", "conversations.replies"):
+            handler = self._history if method.endswith("history") else self._replies
+            app.router.add_get(f"/api/{method}", handler)
+            app.router.add_post(f"/api/{method}", handler)
         app.router.add_get("/api/auth.test", self._auth_test)
 
     def error_body(self, status: int) -> dict[str, Any]:
@@ -116,6 +123,7 @@ class FakeSlack(FakeServer):
             )
             if not text and not blocks and not attachments:
                 raise SlackApiFailure("no_text")
+            metadata = _optional_metadata(arguments)
         except SlackApiFailure as failure:
             return _error_response(request, failure.error)
 
@@ -130,6 +138,7 @@ class FakeSlack(FakeServer):
                 text=text,
                 blocks=blocks,
                 attachments=attachments,
+                metadata=metadata,
             )
             self._store(message)
         return web.json_response(
@@ -170,6 +179,7 @@ class FakeSlack(FakeServer):
                         if attachments is not None
                         else previous["attachments"]
                     ),
+                    metadata=previous["metadata"],
                 )
                 self._store(message)
         except SlackApiFailure as failure:
@@ -184,6 +194,68 @@ class FakeSlack(FakeServer):
                 "message": self._message_body(message),
             }
         )
+
+    async def _history(self, request: web.Request) -> web.Response:
+        """List a channel's top-level messages, newest first.
+
+        Supports `oldest`, `latest`, `limit` (default 100, at most 999) and
+        `include_all_metadata`; there is one page, so no cursor is returned.
+        """
+        try:
+            arguments = await self._authorized_arguments(request)
+            channel = self._require_channel(arguments)
+            limit = _limit(arguments)
+        except SlackApiFailure as failure:
+            return _error_response(request, failure.error)
+        oldest = float(arguments.get("oldest") or 0)
+        latest = float(arguments.get("latest") or "inf")
+        with self._lock:
+            found = [
+                message
+                for (message_channel, _), message in self._current.items()
+                if message_channel == channel
+                and message["thread_ts"] is None
+                and oldest < float(message["ts"]) <= latest
+            ]
+        found.sort(key=lambda message: float(message["ts"]), reverse=True)
+        return self._listing(found[:limit], arguments, has_more=len(found) > limit)
+
+    async def _replies(self, request: web.Request) -> web.Response:
+        """List a thread: its parent message first, then its replies, oldest first."""
+        try:
+            arguments = await self._authorized_arguments(request)
+            channel = self._require_channel(arguments)
+            limit = _limit(arguments)
+            ts = _optional_text(arguments, "ts")
+            with self._lock:
+                parent = self._current.get((channel, ts or ""))
+                if parent is None:
+                    raise SlackApiFailure("thread_not_found")
+                replies = [
+                    message
+                    for (message_channel, _), message in self._current.items()
+                    if message_channel == channel and message["thread_ts"] == ts
+                ]
+        except SlackApiFailure as failure:
+            return _error_response(request, failure.error)
+        replies.sort(key=lambda message: float(message["ts"]))
+        thread = [parent, *replies]
+        return self._listing(thread[:limit], arguments, has_more=len(thread) > limit)
+
+    def _listing(
+        self, messages: list[SlackMessage], arguments: dict[str, Any], has_more: bool
+    ) -> web.Response:
+        with_metadata = str(arguments.get("include_all_metadata", "")).lower() in {
+            "1",
+            "true",
+        }
+        bodies = []
+        for message in messages:
+            body = self._message_body(message)
+            if with_metadata and message["metadata"] is not None:
+                body["metadata"] = copy.deepcopy(message["metadata"])
+            bodies.append(body)
+        return web.json_response({"ok": True, "messages": bodies, "has_more": has_more})
 
     async def _auth_test(self, request: web.Request) -> web.Response:
         try:
@@ -289,6 +361,40 @@ def _bearer_token(authorization: str) -> str | None:
 def _optional_text(arguments: dict[str, Any], name: str) -> str | None:
     value = arguments.get(name)
     return None if value is None else str(value)
+
+
+def _limit(arguments: dict[str, Any]) -> int:
+    value = arguments.get("limit", 100)
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise SlackApiFailure("invalid_limit") from None
+    if not 1 <= limit <= 999:
+        raise SlackApiFailure("invalid_limit")
+    return limit
+
+
+def _optional_metadata(arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the `metadata` argument, decoding a JSON string first.
+
+    Raises SlackApiFailure with `invalid_metadata_format` unless it is an
+    object with a string `event_type` and an object `event_payload`.
+    """
+    value = arguments.get("metadata")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SlackApiFailure("invalid_metadata_format") from None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("event_type"), str)
+        or not isinstance(value.get("event_payload"), dict)
+    ):
+        raise SlackApiFailure("invalid_metadata_format")
+    return value
 
 
 def _optional_json_list(
