@@ -165,9 +165,11 @@ class PagerDutyReceiver:
                 f"pagerduty rejected {action} for incident {dedup_key}: HTTP {status}",
                 retriable=status == 0 or retriable_status(status),
                 retry_after_s=parse_retry_after(retry_after),
+                outcome_unknown=status == 0 or status >= 500,
             ) from None
         except pagerduty.Error as exc:
             raise DeliveryError(
                 f"pagerduty {action} for incident {dedup_key} failed: {exc}",
                 retriable=True,
+                outcome_unknown=True,
             ) from None

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.base import DeliveryError, parse_retry_after
+from handlers.base import DeliveryError, parse_retry_after, retriable_status
 from handlers.limits import KeyedRateLimiter
 from schemas.records import EventKind, IncidentState, Notification
 
@@ -274,7 +274,7 @@ def _classify(exc: SlackApiError, channel: str) -> DeliveryError:
     retry_after = parse_retry_after(
         next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     )
-    retriable = status == 429 or status >= 500 or error in TRANSIENT_ERRORS
+    retriable = retriable_status(status) or error in TRANSIENT_ERRORS
     return DeliveryError(
         f"slack rejected the message to channel {channel}: "
         f"HTTP {status}, error {error or 'unknown'}",

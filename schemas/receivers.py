@@ -103,4 +103,9 @@ class EmailReceiver(Strict):
             )
         if (self.username is None) != (self.password_env is None):
             raise ValueError("username and password_env must be set together")
+        if self.username is not None and not (self.tls or self.starttls):
+            raise ValueError(
+                "a username needs starttls or tls, so the password is never "
+                "sent in plain text"
+            )
         return self
