@@ -29,6 +29,7 @@ def email_message(
     )
     # A header must be one line, and titles come from alert annotations.
     message["Subject"] = " ".join(subject.split())[:200]
+
     message["From"] = sender
     message["To"] = ", ".join(to)
     message["Date"] = format_datetime(event.at)
@@ -36,6 +37,7 @@ def email_message(
     local = notification.notification_id.replace(":", ".")
     message["Message-ID"] = f"<{local}@{domain}>"
     message["X-Tocsin-Idempotency-Key"] = notification.notification_id
+
     lines = [
         f"Incident {event.incident_id}: {event.title}",
         "",
@@ -62,8 +64,8 @@ class EmailReceiver:
     `tls`, so the password never travels in plain text. `tls_context` replaces
     the system's trusted certificates (tests pass one that trusts their
     server). SMTP has no idempotency key, so a retry after a lost reply can
-    deliver a second copy; the Message-ID is the same on every try, which
-    lets mail clients and servers that deduplicate by it drop the copy.
+    deliver a second copy. The Message-ID is the same on every try, so mail
+    clients and servers that deduplicate by it can drop that copy.
     """
 
     kind = "email"
@@ -144,7 +146,7 @@ class EmailReceiver:
             ) from None
         except aiosmtplib.SMTPException as exc:
             # aiosmtplib 5.1 raises a plain SMTPException when the server
-            # lacks STARTTLS, so its text tells that case apart.
+            # lacks STARTTLS, so only its text identifies that case.
             unsupported = isinstance(exc, aiosmtplib.SMTPNotSupported) or (
                 "not supported" in str(exc)
             )

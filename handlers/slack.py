@@ -105,8 +105,9 @@ class SlackReceiver:
     failed in a way that may still have posted it (a timeout, a dropped
     connection, a 5xx), the retry first reads the channel history or the
     thread and reuses the message it finds, so a retry posts nothing twice.
-    Posts and updates to one channel are spaced `message_interval_s` apart,
-    and a 429 holds the channel for its Retry-After.
+    Posts and updates to one channel are spaced by `limiter`, one second
+    apart unless another is given, and a 429 holds the channel for its
+    Retry-After.
     """
 
     kind = "slack"
@@ -132,6 +133,8 @@ class SlackReceiver:
         )
         self._limiter = limiter or KeyedRateLimiter(MESSAGE_INTERVAL_S)
         # Notification ids whose last post may have reached Slack unanswered.
+        # NOTE: kept in memory only, so a post that landed just before a
+        # worker restart is not looked up and can be posted again.
         self._uncertain: set[str] = set()
         # Channel ids that Slack returned for the configured channel names.
         self._channel_ids: dict[str, str] = {}
@@ -224,6 +227,8 @@ class SlackReceiver:
         except DeliveryError as exc:
             if exc.retriable:
                 raise
+            # NOTE: Slack reads history only by channel ID, so this branch is
+            # taken for a `#name` channel until a post has returned its ID.
             log.warning(
                 "slack history lookup failed, posting again may duplicate a "
                 "message receiver=%s notification_id=%s: %s",

@@ -1,7 +1,7 @@
 """Fake webhook endpoint that verifies signatures and drops repeated keys.
 
 It behaves as a careful webhook consumer should: a request whose
-`Idempotency-Key` it already applied is answered 200 and not applied again.
+`Idempotency-Key` it already applied gets 200 and is not applied again.
 """
 
 from __future__ import annotations
