@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -31,6 +32,13 @@ MESSAGE_INTERVAL_S = 1.0
 METADATA_EVENT_TYPE = "tocsin_notification"
 # How far back a retry looks for a message that an unanswered post created.
 HISTORY_LOOKBACK_S = 3600.0
+# Slack channel IDs: C (public), G (private) or D (direct), then letters and
+# digits.
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
+# conversations.list takes a page size under 1000. The receiver reads at most
+# CHANNEL_LIST_MAX_PAGES pages to find a channel's ID.
+CHANNEL_LIST_PAGE_SIZE = 999
+CHANNEL_LIST_MAX_PAGES = 20
 
 STATE_EMOJI = {
     IncidentState.OPEN: ":rotating_light:",
@@ -106,7 +114,7 @@ class SlackReceiver:
     connection, a 5xx), the retry first reads the channel history or the
     thread and reuses the message it finds, so a retry posts nothing twice.
     Posts and updates to one channel are spaced by `limiter`, one second
-    apart unless another is given, and a 429 holds the channel for its
+    apart unless another is given, and a 429 blocks the channel for its
     Retry-After.
     """
 
@@ -153,6 +161,8 @@ class SlackReceiver:
             self.channel, self.channel
         )
         if ts is None:
+            if key in self._uncertain:
+                channel = await self._channel_id()
             found = await self._find_earlier_post(key, channel, thread_ts=None)
             if found is not None:
                 return {"ts": found, "channel": channel}
@@ -227,8 +237,6 @@ class SlackReceiver:
         except DeliveryError as exc:
             if exc.retriable:
                 raise
-            # NOTE: Slack reads history only by channel ID, so this branch is
-            # taken for a `#name` channel until a post has returned its ID.
             log.warning(
                 "slack history lookup failed, posting again may duplicate a "
                 "message receiver=%s notification_id=%s: %s",
@@ -251,9 +259,58 @@ class SlackReceiver:
                 return str(message["ts"])
         return None
 
+    async def _channel_id(self) -> str:
+        """Return the configured channel's ID, listing the channels if needed.
+
+        Slack reads history only by channel ID. Without the `channels:read`
+        and `groups:read` scopes the listing fails and the configured value
+        is returned, so the history lookup then fails and is logged.
+        """
+        known = self._channel_ids.get(self.channel)
+        if known is not None:
+            return known
+        if CHANNEL_ID.match(self.channel):
+            return self.channel
+        name = self.channel.removeprefix("#")
+        cursor = ""
+        for _ in range(CHANNEL_LIST_MAX_PAGES):
+            try:
+                response = await self._call(
+                    self._client.conversations_list,
+                    limited=False,
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=CHANNEL_LIST_PAGE_SIZE,
+                    cursor=cursor or None,
+                )
+            except DeliveryError as exc:
+                if exc.retriable:
+                    raise
+                log.warning(
+                    "slack channel listing failed receiver=%s channel=%s: %s",
+                    self.name,
+                    self.channel,
+                    exc,
+                )
+                return self.channel
+            for found in response.get("channels") or []:
+                if found.get("name") == name:
+                    self._channel_ids[self.channel] = str(found["id"])
+                    return str(found["id"])
+            metadata = response.get("response_metadata") or {}
+            cursor = str(metadata.get("next_cursor") or "")
+            if not cursor:
+                break
+        log.warning(
+            "slack channel not found in the listing receiver=%s channel=%s",
+            self.name,
+            self.channel,
+        )
+        return self.channel
+
     async def _call(self, method: Any, *, limited: bool, **kwargs: Any) -> Any:
         """Call a Web API method, spacing it in its channel's slots if `limited`."""
-        channel = kwargs["channel"]
+        channel = kwargs.get("channel", "")
         if limited:
             await self._limiter.acquire(channel)
         try:

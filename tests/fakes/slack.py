@@ -54,6 +54,11 @@ class FakeSlack(FakeServer):
 
     `channels`, if given, is the set of channel values that exist. Any other
     channel gets `channel_not_found`. Without it, every non-empty channel exists.
+
+    `channel_ids`, if given, maps channel names (without `#`) to IDs and makes
+    the fake treat channels as Slack does: messages are stored under the ID
+    and responses return it, posts and updates accept a name or an ID, the
+    history methods accept only an ID, and conversations.list lists them.
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class FakeSlack(FakeServer):
         token: str = "xoxb-fake-token",
         *,
         channels: Iterable[str] | None = None,
+        channel_ids: dict[str, str] | None = None,
         team_id: str = "T0FAKE0001",
         user_id: str = "U0FAKE0001",
         bot_id: str = "B0FAKE0001",
@@ -69,6 +75,7 @@ class FakeSlack(FakeServer):
         super().__init__(tls=tls)
         self.token = token
         self.channels = frozenset(channels) if channels is not None else None
+        self.channel_ids = dict(channel_ids) if channel_ids is not None else None
         self.team_id = team_id
         self.user_id = user_id
         self.bot_id = bot_id
@@ -92,6 +99,8 @@ class FakeSlack(FakeServer):
         app.router.add_post("/api/chat.postMessage", self._post_message)
         app.router.add_post("/api/chat.update", self._update)
         app.router.add_post("/api/auth.test", self._auth_test)
+        app.router.add_get("/api/conversations.list", self._list_channels)
+        app.router.add_post("/api/conversations.list", self._list_channels)
         for method in ("conversations.history", "conversations.replies"):
             handler = self._history if method.endswith("history") else self._replies
             app.router.add_get(f"/api/{method}", handler)
@@ -203,7 +212,7 @@ class FakeSlack(FakeServer):
         """
         try:
             arguments = await self._authorized_arguments(request)
-            channel = self._require_channel(arguments)
+            channel = self._require_channel(arguments, id_only=True)
             limit = _limit(arguments)
         except SlackApiFailure as failure:
             return _error_response(request, failure.error)
@@ -224,7 +233,7 @@ class FakeSlack(FakeServer):
         """List a thread: its parent message first, then its replies, oldest first."""
         try:
             arguments = await self._authorized_arguments(request)
-            channel = self._require_channel(arguments)
+            channel = self._require_channel(arguments, id_only=True)
             limit = _limit(arguments)
             ts = _optional_text(arguments, "ts")
             with self._lock:
@@ -241,6 +250,31 @@ class FakeSlack(FakeServer):
         replies.sort(key=lambda message: float(message["ts"]))
         thread = [parent, *replies]
         return self._listing(thread[:limit], arguments, has_more=len(thread) > limit)
+
+    async def _list_channels(self, request: web.Request) -> web.Response:
+        """List the channels of `channel_ids`, `limit` at a time, with a cursor."""
+        try:
+            arguments = await self._authorized_arguments(request)
+            limit = _limit(arguments)
+        except SlackApiFailure as failure:
+            return _error_response(request, failure.error)
+        cursor = str(arguments.get("cursor") or "0")
+        start = int(cursor) if cursor.isdigit() else 0
+        names = sorted((self.channel_ids or {}).items())
+        page = names[start : start + limit]
+        following = start + limit
+        return web.json_response(
+            {
+                "ok": True,
+                "channels": [
+                    {"id": channel_id, "name": name, "is_channel": True}
+                    for name, channel_id in page
+                ],
+                "response_metadata": {
+                    "next_cursor": str(following) if following < len(names) else ""
+                },
+            }
+        )
 
     def _listing(
         self, messages: list[SlackMessage], arguments: dict[str, Any], has_more: bool
@@ -309,13 +343,19 @@ class FakeSlack(FakeServer):
             raise SlackApiFailure("invalid_auth")
         return arguments
 
-    def _require_channel(self, arguments: dict[str, Any]) -> str:
+    def _require_channel(self, arguments: dict[str, Any], id_only: bool = False) -> str:
+        """Return the channel the request names, as an ID when IDs are known."""
         channel = _optional_text(arguments, "channel")
         if not channel:
             raise SlackApiFailure("channel_not_found")
         if self.channels is not None and channel not in self.channels:
             raise SlackApiFailure("channel_not_found")
-        return channel
+        if self.channel_ids is None or channel in self.channel_ids.values():
+            return channel
+        found = self.channel_ids.get(channel.removeprefix("#"))
+        if found is None or id_only:
+            raise SlackApiFailure("channel_not_found")
+        return found
 
     def _next_ts(self) -> str:
         """Return a ts later than every earlier one. The caller must hold the lock."""

@@ -260,6 +260,7 @@ def test_retry_after_lost_response_reuses_message(slack: FakeSlack) -> None:
     paths = [request.path for request in slack.requests]
     assert paths == [
         "/api/chat.postMessage",
+        "/api/conversations.list",
         "/api/conversations.history",
     ]
 
@@ -342,3 +343,73 @@ def test_rate_limit_holds_channel(slack: FakeSlack) -> None:
 
     assert fake_time.sleeps == [pytest.approx(7.0)]
     assert len(root_posts(slack)) == 1
+
+
+# Channel names and IDs, with the fake storing messages by ID as Slack does
+
+CHANNEL_IDS = {"oncall": "C0ONCALL001", "ml": "C0MLTEAM002"}
+
+
+def test_lost_first_post_found_by_channel_name() -> None:
+    with FakeSlack(TOKEN, channel_ids=CHANNEL_IDS) as fake:
+        receiver = receiver_for(fake)
+        fake.drop_after_next()
+
+        with pytest.raises(DeliveryError):
+            deliver(receiver, make_notification(), {})
+        state = deliver(receiver, make_notification(), {})
+
+        posts = root_posts(fake)
+        paths = [request.path for request in fake.requests]
+
+    assert len(posts) == 1
+    assert state == {"ts": posts[0]["ts"], "channel": "C0ONCALL001"}
+    assert paths == [
+        "/api/chat.postMessage",
+        "/api/conversations.list",
+        "/api/conversations.history",
+    ]
+
+
+def test_channel_id_needs_no_listing() -> None:
+    with FakeSlack(TOKEN, channel_ids=CHANNEL_IDS) as fake:
+        receiver = SlackReceiver(
+            "slack-oncall",
+            "C0ONCALL001",
+            SecretStr(TOKEN),
+            fake.url + "/api/",
+            timeout_s=5.0,
+            limiter=KeyedRateLimiter(0.0),
+        )
+        fake.drop_after_next()
+
+        with pytest.raises(DeliveryError):
+            deliver(receiver, make_notification(), {})
+        deliver(receiver, make_notification(), {})
+
+        paths = [request.path for request in fake.requests]
+        posts = root_posts(fake)
+
+    assert "/api/conversations.list" not in paths
+    assert len(posts) == 1
+
+
+def test_rejected_listing_posts_again_with_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Without a channel ID the history cannot be read, so the post is repeated.
+    with FakeSlack(TOKEN, channel_ids=CHANNEL_IDS) as fake:
+        receiver = receiver_for(fake)
+        fake.drop_after_next()
+        fake.fail_next(403)
+        with pytest.raises(DeliveryError):
+            deliver(receiver, make_notification(), {})
+
+        with caplog.at_level(logging.WARNING, logger="handlers.slack"):
+            deliver(receiver, make_notification(), {})
+
+        posts = root_posts(fake)
+
+    assert "slack channel listing failed" in caplog.text
+    assert "slack history lookup failed" in caplog.text
+    assert len(posts) == 2
