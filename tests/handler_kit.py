@@ -55,13 +55,15 @@ class KitTarget(Protocol):
     secrets: tuple[str, ...]
     failures: tuple[Classification, ...]
 
-    def receiver(self) -> Receiver: ...
+    def receiver(self, timeout_s: float = 5.0) -> Receiver: ...
 
     def notification(self) -> Notification: ...
 
     def fail_next(self, code: int, retry_after_s: int | None = None) -> None: ...
 
     def drop_next(self) -> None: ...
+
+    def delay_next(self, seconds: float) -> None: ...
 
     def delivered(self) -> int:
         """Return how many notifications the server accepted."""
@@ -89,13 +91,13 @@ class SlackTarget:
     secrets: tuple[str, ...] = (SLACK_TOKEN,)
     failures: tuple[Classification, ...] = HTTP_FAILURES
 
-    def receiver(self) -> Receiver:
+    def receiver(self, timeout_s: float = 5.0) -> Receiver:
         return SlackReceiver(
             "kit-slack",
             "#oncall",
             SecretStr(SLACK_TOKEN),
             self.server.url + "/api/",
-            timeout_s=5.0,
+            timeout_s=timeout_s,
             limiter=KeyedRateLimiter(0.0),
         )
 
@@ -107,6 +109,9 @@ class SlackTarget:
 
     def drop_next(self) -> None:
         self.server.drop_next()
+
+    def delay_next(self, seconds: float) -> None:
+        self.server.delay_next(seconds)
 
     def delivered(self) -> int:
         return len(self.server.messages)
@@ -120,9 +125,12 @@ class PagerDutyTarget:
     failures: tuple[Classification, ...] = HTTP_FAILURES
     _built: list[PagerDutyReceiver] = field(default_factory=list)
 
-    def receiver(self) -> Receiver:
+    def receiver(self, timeout_s: float = 5.0) -> Receiver:
         built = PagerDutyReceiver(
-            "kit-pagerduty", SecretStr(ROUTING_KEY), self.server.url, timeout_s=5.0
+            "kit-pagerduty",
+            SecretStr(ROUTING_KEY),
+            self.server.url,
+            timeout_s=timeout_s,
         )
         self._built.append(built)
         return built
@@ -135,6 +143,9 @@ class PagerDutyTarget:
 
     def drop_next(self) -> None:
         self.server.drop_next()
+
+    def delay_next(self, seconds: float) -> None:
+        self.server.delay_next(seconds)
 
     def delivered(self) -> int:
         return len(self.server.events)
@@ -154,12 +165,12 @@ class WebhookTarget:
         Classification(410, retriable=False),
     )
 
-    def receiver(self) -> Receiver:
+    def receiver(self, timeout_s: float = 5.0) -> Receiver:
         return WebhookReceiver(
             "kit-webhook",
             f"{self.server.hook_url}?token={WEBHOOK_URL_TOKEN}",
             secret=SecretStr(WEBHOOK_SECRET),
-            timeout_s=5.0,
+            timeout_s=timeout_s,
         )
 
     def notification(self) -> Notification:
@@ -170,6 +181,9 @@ class WebhookTarget:
 
     def drop_next(self) -> None:
         self.server.drop_next()
+
+    def delay_next(self, seconds: float) -> None:
+        self.server.delay_next(seconds)
 
     def delivered(self) -> int:
         return len(self.server.applied)
@@ -191,7 +205,7 @@ class EmailTarget:
         Classification(554, retriable=False),
     )
 
-    def receiver(self) -> Receiver:
+    def receiver(self, timeout_s: float = 5.0) -> Receiver:
         return EmailReceiver(
             "kit-email",
             host="127.0.0.1",
@@ -200,7 +214,7 @@ class EmailTarget:
             to=["oncall@example.com"],
             username=self.server.username,
             password=SecretStr(SMTP_PASSWORD),
-            timeout_s=5.0,
+            timeout_s=timeout_s,
             tls_context=self.certificate.client_context(),
         )
 
@@ -212,6 +226,9 @@ class EmailTarget:
 
     def drop_next(self) -> None:
         self.server.drop_after_next()
+
+    def delay_next(self, seconds: float) -> None:
+        self.server.delay_next(seconds)
 
     def delivered(self) -> int:
         return len(self.server.mails)

@@ -8,6 +8,7 @@ after the message was stored.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -60,7 +61,7 @@ class FakeSmtp:
         self._offer_starttls = offer_starttls
         self._lock = threading.Lock()
         self._mails: list[ReceivedMail] = []
-        self._faults: deque[str | None] = deque()
+        self._faults: deque[str | float | None] = deque()
         self.auth_attempts = 0
         self._controller: Controller | None = None
         self.port = 0
@@ -115,6 +116,13 @@ class FakeSmtp:
         with self._lock:
             self._faults.extend([f"{code} injected failure"] * count)
 
+    def delay_next(self, seconds: float, count: int = 1) -> None:
+        """Wait `seconds` at DATA for the next `count` messages, then accept them."""
+        if seconds < 0:
+            raise ValueError(f"seconds must not be negative: {seconds}")
+        with self._lock:
+            self._faults.extend([float(seconds)] * count)
+
     def drop_after_next(self, count: int = 1) -> None:
         """Store the next `count` messages, then close the connection unanswered."""
         with self._lock:
@@ -144,7 +152,9 @@ class FakeSmtp:
     ) -> str:
         with self._lock:
             fault = self._faults.popleft() if self._faults else ""
-        if fault:
+        if isinstance(fault, float):
+            await asyncio.sleep(fault)
+        elif fault:
             return fault
         content = envelope.original_content or envelope.content or b""
         if isinstance(content, str):

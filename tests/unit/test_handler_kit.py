@@ -71,6 +71,24 @@ def test_dropped_connection_is_retriable(target: KitTarget) -> None:
     assert excinfo.value.outcome_unknown is True
 
 
+def test_slow_response_times_out_retriable(target: KitTarget) -> None:
+    target.delay_next(3.0)
+
+    with pytest.raises(DeliveryError) as excinfo:
+        deliver(target.receiver(timeout_s=1.0), target.notification())
+
+    assert excinfo.value.retriable is True
+    assert excinfo.value.outcome_unknown is True
+
+
+def test_slow_response_within_timeout_delivers(target: KitTarget) -> None:
+    target.delay_next(0.3)
+
+    deliver(target.receiver(timeout_s=5.0), target.notification())
+
+    assert target.delivered() == 1
+
+
 def test_receiver_recovers_after_failure(target: KitTarget) -> None:
     receiver = target.receiver()
     retriable = next(c for c in target.failures if c.retriable)
