@@ -129,7 +129,7 @@ class EmailReceiver:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refused.code for refused in exc.recipients]
             raise DeliveryError(
-                f"smtp server {where} refused every recipient: codes {codes}",
+                f"smtp server {where} rejected every recipient: codes {codes}",
                 retriable=all(400 <= code < 500 for code in codes),
             ) from None
         except aiosmtplib.SMTPResponseException as exc:

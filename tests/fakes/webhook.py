@@ -55,8 +55,8 @@ class FakeWebhook(FakeServer):
         body = await request.read()
         if self.secret is not None:
             expected = hmac.new(self.secret.encode(), body, hashlib.sha256)
-            given = request.headers.get(self.signature_header, "")
-            if not hmac.compare_digest(given, f"sha256={expected.hexdigest()}"):
+            received = request.headers.get(self.signature_header, "")
+            if not hmac.compare_digest(received, f"sha256={expected.hexdigest()}"):
                 return web.json_response({"error": "invalid signature"}, status=401)
         try:
             decoded = json.loads(body)
