@@ -167,5 +167,6 @@ def test_slack_lost_response_posts_once(workers: WorkerFactory, vendors: Any) ->
     roots = [m for m in slack.messages if m["thread_ts"] is None]
     assert len(roots) == 1
     paths = [request.path for request in slack.requests]
-    assert paths[:2] == ["/api/chat.postMessage", "/api/conversations.history"]
+    assert paths[0] == "/api/chat.postMessage"
+    assert "/api/conversations.history" in paths
     assert paths.count("/api/chat.postMessage") == 1
