@@ -11,15 +11,23 @@ class DeliveryError(Exception):
     """A delivery failed. `retriable` is true when trying again can help.
 
     `retry_after_s` carries the wait the service asked for (HTTP 429
-    Retry-After), if it asked.
+    Retry-After), if it asked. `outcome_unknown` is true when the request
+    may have taken effect although it failed (a timeout, a dropped
+    connection, a 5xx), so a retry must check before it repeats it.
     """
 
     def __init__(
-        self, message: str, *, retriable: bool, retry_after_s: float | None = None
+        self,
+        message: str,
+        *,
+        retriable: bool,
+        retry_after_s: float | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.retriable = retriable
         self.retry_after_s = retry_after_s
+        self.outcome_unknown = outcome_unknown
 
 
 class Receiver(Protocol):

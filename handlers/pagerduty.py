@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -14,8 +15,12 @@ from schemas.records import EventKind, Notification, Severity
 
 log = logging.getLogger(__name__)
 
-# Events API v2 limits: the summary is cut at 1024 characters.
+# Events API v2 limits: a summary of at most 1024 characters and an event of
+# at most 512 KB, read here as 512 * 1024 bytes of JSON.
 SUMMARY_MAX = 1024
+EVENT_MAX_BYTES = 512 * 1024
+# Bytes kept free for the routing key, which the client adds to the event.
+ROUTING_KEY_ALLOWANCE = 100
 
 PAGERDUTY_SEVERITY = {
     Severity.CRITICAL: "critical",
@@ -55,6 +60,56 @@ def trigger_payload(notification: Notification) -> dict[str, Any]:
     }
 
 
+def fit_event(event: dict[str, Any], incident_id: str) -> dict[str, Any]:
+    """Return the event, without its custom details if it is over EVENT_MAX_BYTES.
+
+    Raises a permanent DeliveryError if the event is still too large.
+    """
+    size = _json_size(event) + ROUTING_KEY_ALLOWANCE
+    if size <= EVENT_MAX_BYTES:
+        return event
+    payload = dict(event.get("payload") or {})
+    payload["custom_details"] = {
+        "truncated": f"custom details dropped: the event was {size} bytes, "
+        f"over the {EVENT_MAX_BYTES} byte limit"
+    }
+    smaller = {**event, "payload": payload}
+    log.warning(
+        "pagerduty event over the size limit, custom details dropped "
+        "incident_id=%s bytes=%d limit=%d",
+        incident_id,
+        size,
+        EVENT_MAX_BYTES,
+    )
+    if _json_size(smaller) + ROUTING_KEY_ALLOWANCE > EVENT_MAX_BYTES:
+        raise DeliveryError(
+            f"pagerduty event for incident {incident_id} is over "
+            f"{EVENT_MAX_BYTES} bytes even without custom details",
+            retriable=False,
+        )
+    return smaller
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+class _SingleAttemptClient(pagerduty.EventsApiV2Client):
+    """An Events API client that makes one request per call and never retries.
+
+    The library retries 429 without limit, or at least once for any count
+    in its `retry` table, so a value there cannot turn it off. Raising from
+    `postprocess`, which it calls on every response before its retry logic,
+    ends the call at the first error status.
+    """
+
+    def postprocess(self, response: Any) -> None:
+        if not response.is_success:
+            raise pagerduty.HttpError(
+                f"HTTP {response.status_code} from the Events API", response
+            )
+
+
 class PagerDutyReceiver:
     """Mirror an incident as a PagerDuty alert whose dedup_key is the incident id."""
 
@@ -64,15 +119,11 @@ class PagerDutyReceiver:
         self, name: str, routing_key: SecretStr, base_url: str, timeout_s: float
     ) -> None:
         self.name = name
-        client = pagerduty.EventsApiV2Client(
-            routing_key.get_secret_value(), base_url=base_url
-        )
-        # The client retries 5xx and 429 itself, 429 without limit. Keep one
-        # extra try for 429 (a value of 0 would mean "without limit") and none
-        # for anything else, so the notify stage's retry policy decides.
-        client.retry = {429: 1}
+        client = _SingleAttemptClient(routing_key.get_secret_value(), base_url=base_url)
+        # No retries inside the client: the notify stage's retry policy is
+        # the only one, for error statuses and network errors alike.
+        client.retry = {}
         client.max_network_attempts = 0
-        client.sleep_timer = 0.5
         # The client declares an int timeout in seconds.
         client.timeout = max(1, round(timeout_s))
         self._client = client
@@ -93,10 +144,16 @@ class PagerDutyReceiver:
     def _send(self, action: str, dedup_key: str, notification: Notification) -> None:
         try:
             if action == "trigger":
+                event = fit_event(
+                    {
+                        "event_action": "trigger",
+                        "dedup_key": dedup_key,
+                        "payload": trigger_payload(notification),
+                    },
+                    dedup_key,
+                )
                 self._client.send_event(
-                    "trigger",
-                    dedup_key=dedup_key,
-                    payload=trigger_payload(notification),
+                    "trigger", dedup_key=dedup_key, payload=event["payload"]
                 )
             else:
                 self._client.send_event(action, dedup_key=dedup_key)
@@ -108,9 +165,11 @@ class PagerDutyReceiver:
                 f"pagerduty rejected {action} for incident {dedup_key}: HTTP {status}",
                 retriable=status == 0 or retriable_status(status),
                 retry_after_s=parse_retry_after(retry_after),
+                outcome_unknown=status == 0 or status >= 500,
             ) from None
         except pagerduty.Error as exc:
             raise DeliveryError(
                 f"pagerduty {action} for incident {dedup_key} failed: {exc}",
                 retriable=True,
+                outcome_unknown=True,
             ) from None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import time
 from typing import Any
 
 import aiohttp
@@ -10,7 +12,8 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.base import DeliveryError, parse_retry_after
+from handlers.base import DeliveryError, parse_retry_after, retriable_status
+from handlers.limits import KeyedRateLimiter
 from schemas.records import EventKind, IncidentState, Notification
 
 log = logging.getLogger(__name__)
@@ -21,6 +24,21 @@ SECTION_TEXT_MAX = 3000
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
 )
+
+# Slack allows about one message per second per channel (chat.postMessage
+# rate limits); updates are spaced the same way.
+MESSAGE_INTERVAL_S = 1.0
+# The `event_type` of the metadata that marks Tocsin's messages.
+METADATA_EVENT_TYPE = "tocsin_notification"
+# How far back a retry looks for a message that an unanswered post created.
+HISTORY_LOOKBACK_S = 3600.0
+# Slack channel IDs: C (public), G (private) or D (direct), then letters and
+# digits.
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
+# conversations.list takes a page size under 1000. The receiver reads at most
+# CHANNEL_LIST_MAX_PAGES pages to find a channel's ID.
+CHANNEL_LIST_PAGE_SIZE = 999
+CHANNEL_LIST_MAX_PAGES = 20
 
 STATE_EMOJI = {
     IncidentState.OPEN: ":rotating_light:",
@@ -90,6 +108,14 @@ class SlackReceiver:
 
     The first notification posts the message; later ones update it in place
     with `chat.update` and add the transition as a reply in its thread.
+
+    Every message carries the notification id in its metadata. When a post
+    failed in a way that may still have posted it (a timeout, a dropped
+    connection, a 5xx), the retry first reads the channel history or the
+    thread and reuses the message it finds, so a retry posts nothing twice.
+    Posts and updates to one channel are spaced by `limiter`, one second
+    apart unless another is given, and a 429 blocks the channel for its
+    Retry-After.
     """
 
     kind = "slack"
@@ -101,6 +127,7 @@ class SlackReceiver:
         token: SecretStr,
         base_url: str,
         timeout_s: float = 10.0,
+        limiter: KeyedRateLimiter | None = None,
     ) -> None:
         self.name = name
         self.channel = channel
@@ -112,6 +139,13 @@ class SlackReceiver:
             timeout=int(timeout_s),
             retry_handlers=[],
         )
+        self._limiter = limiter or KeyedRateLimiter(MESSAGE_INTERVAL_S)
+        # Notification ids whose last post may have reached Slack unanswered.
+        # NOTE: kept in memory only, so a post that landed just before a
+        # worker restart is not looked up and can be posted again.
+        self._uncertain: set[str] = set()
+        # Channel ids that Slack returned for the configured channel names.
+        self._channel_ids: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"SlackReceiver(name={self.name!r}, channel={self.channel!r})"
@@ -121,37 +155,176 @@ class SlackReceiver:
     ) -> dict[str, Any]:
         text = f"{notification.event.title} ({notification.event.state})"
         blocks = incident_blocks(notification)
+        key = notification.notification_id
         ts = state.get("ts")
-        channel = state.get("channel", self.channel)
+        channel = state.get("channel") or self._channel_ids.get(
+            self.channel, self.channel
+        )
         if ts is None:
-            response = await self._call(
-                self._client.chat_postMessage,
-                channel=self.channel,
-                text=text,
-                blocks=blocks,
+            if key in self._uncertain:
+                channel = await self._channel_id()
+            found = await self._find_earlier_post(key, channel, thread_ts=None)
+            if found is not None:
+                return {"ts": found, "channel": channel}
+            response = await self._post(
+                key, channel=self.channel, text=text, blocks=blocks
             )
+            self._channel_ids[self.channel] = response["channel"]
             return {"ts": response["ts"], "channel": response["channel"]}
         await self._call(
-            self._client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks
+            self._client.chat_update,
+            limited=True,
+            channel=channel,
+            ts=ts,
+            text=text,
+            blocks=blocks,
         )
         if notification.event.kind is not EventKind.OPENED:
-            await self._call(
-                self._client.chat_postMessage,
-                channel=channel,
-                thread_ts=ts,
-                text=transition_text(notification),
-            )
+            found = await self._find_earlier_post(key, channel, thread_ts=ts)
+            if found is None:
+                await self._post(
+                    key,
+                    channel=channel,
+                    thread_ts=ts,
+                    text=transition_text(notification),
+                )
         return state
 
-    async def _call(self, method: Any, **kwargs: Any) -> Any:
+    async def _post(self, key: str, **kwargs: Any) -> Any:
+        """Post a message that carries `key` in its metadata."""
+        metadata = {"event_type": METADATA_EVENT_TYPE, "event_payload": {"key": key}}
+        try:
+            response = await self._call(
+                self._client.chat_postMessage, limited=True, metadata=metadata, **kwargs
+            )
+        except DeliveryError as exc:
+            if exc.outcome_unknown:
+                self._uncertain.add(key)
+            raise
+        self._uncertain.discard(key)
+        return response
+
+    async def _find_earlier_post(
+        self, key: str, channel: str, thread_ts: str | None
+    ) -> str | None:
+        """Return the ts of a message with `key` if an earlier post may have landed.
+
+        Looks only when a post of `key` failed with an unknown outcome. A
+        lookup that Slack rejects for good (a channel given by name, or a
+        missing history scope) is logged, and the post goes ahead.
+        """
+        if key not in self._uncertain:
+            return None
+        try:
+            if thread_ts is None:
+                oldest = f"{time.time() - HISTORY_LOOKBACK_S:.6f}"
+                response = await self._call(
+                    self._client.conversations_history,
+                    limited=False,
+                    channel=channel,
+                    oldest=oldest,
+                    include_all_metadata=True,
+                    inclusive=True,
+                )
+            else:
+                response = await self._call(
+                    self._client.conversations_replies,
+                    limited=False,
+                    channel=channel,
+                    ts=thread_ts,
+                    include_all_metadata=True,
+                )
+        except DeliveryError as exc:
+            if exc.retriable:
+                raise
+            log.warning(
+                "slack history lookup failed, posting again may duplicate a "
+                "message receiver=%s notification_id=%s: %s",
+                self.name,
+                key,
+                exc,
+            )
+            return None
+        for message in response.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == key:
+                log.info(
+                    "slack message already posted, not posting again "
+                    "receiver=%s notification_id=%s ts=%s",
+                    self.name,
+                    key,
+                    message.get("ts"),
+                )
+                self._uncertain.discard(key)
+                return str(message["ts"])
+        return None
+
+    async def _channel_id(self) -> str:
+        """Return the configured channel's ID, listing the channels if needed.
+
+        Slack reads history only by channel ID. Without the `channels:read`
+        and `groups:read` scopes the listing fails and the configured value
+        is returned, so the history lookup then fails and is logged.
+        """
+        known = self._channel_ids.get(self.channel)
+        if known is not None:
+            return known
+        if CHANNEL_ID.match(self.channel):
+            return self.channel
+        name = self.channel.removeprefix("#")
+        cursor = ""
+        for _ in range(CHANNEL_LIST_MAX_PAGES):
+            try:
+                response = await self._call(
+                    self._client.conversations_list,
+                    limited=False,
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=CHANNEL_LIST_PAGE_SIZE,
+                    cursor=cursor or None,
+                )
+            except DeliveryError as exc:
+                if exc.retriable:
+                    raise
+                log.warning(
+                    "slack channel listing failed receiver=%s channel=%s: %s",
+                    self.name,
+                    self.channel,
+                    exc,
+                )
+                return self.channel
+            for found in response.get("channels") or []:
+                if found.get("name") == name:
+                    self._channel_ids[self.channel] = str(found["id"])
+                    return str(found["id"])
+            metadata = response.get("response_metadata") or {}
+            cursor = str(metadata.get("next_cursor") or "")
+            if not cursor:
+                break
+        log.warning(
+            "slack channel not found in the listing receiver=%s channel=%s",
+            self.name,
+            self.channel,
+        )
+        return self.channel
+
+    async def _call(self, method: Any, *, limited: bool, **kwargs: Any) -> Any:
+        """Call a Web API method, spacing it in its channel's slots if `limited`."""
+        channel = kwargs.get("channel", "")
+        if limited:
+            await self._limiter.acquire(channel)
         try:
             return await method(**kwargs)
         except SlackApiError as exc:
-            raise _classify(exc, self.channel) from exc
+            error = _classify(exc, self.channel)
+            if error.retry_after_s is not None:
+                self._limiter.hold(channel, error.retry_after_s)
+            raise error from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryError(
                 f"slack request to channel {self.channel} failed: {exc!r}",
                 retriable=True,
+                outcome_unknown=True,
             ) from exc
 
 
@@ -163,10 +336,11 @@ def _classify(exc: SlackApiError, channel: str) -> DeliveryError:
     retry_after = parse_retry_after(
         next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     )
-    retriable = status == 429 or status >= 500 or error in TRANSIENT_ERRORS
+    retriable = retriable_status(status) or error in TRANSIENT_ERRORS
     return DeliveryError(
         f"slack rejected the message to channel {channel}: "
         f"HTTP {status}, error {error or 'unknown'}",
         retriable=retriable,
         retry_after_s=retry_after,
+        outcome_unknown=status >= 500,
     )

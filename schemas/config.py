@@ -14,6 +14,7 @@ from pydantic import (
 
 from schemas.durations import Duration
 from schemas.grouping import Flapping
+from schemas.receivers import EmailReceiver, WebhookReceiver
 from schemas.rules import Rules, Strict
 from schemas.silences import InhibitRule, MaintenanceWindow
 
@@ -34,7 +35,12 @@ class ConsoleReceiver(Strict):
 
 
 Receiver = Annotated[
-    SlackReceiver | PagerDutyReceiver | ConsoleReceiver, Field(discriminator="type")
+    SlackReceiver
+    | PagerDutyReceiver
+    | ConsoleReceiver
+    | WebhookReceiver
+    | EmailReceiver,
+    Field(discriminator="type"),
 ]
 
 
@@ -201,7 +207,8 @@ def _format_error(error: Any) -> str:
         # The value is not shown: an unknown field is often a misplaced secret.
         return (
             f"{location}: unknown field; remove it, and put secrets in environment "
-            "variables named by token_env or routing_key_env"
+            "variables named by token_env, routing_key_env, secret_env or "
+            "password_env"
         )
     if kind == "union_tag_invalid":
         context = error.get("ctx", {})

@@ -961,3 +961,143 @@ def test_slack_state_read_across_threads(slack: FakeSlack) -> None:
 def test_tls_certificate_files_written(tls_certificate: TlsCertificate) -> None:
     assert Path(tls_certificate.cert_path).read_text().startswith("-----BEGIN")
     assert Path(tls_certificate.key_path).exists()
+
+
+# Slack message metadata, history, replies and channel IDs
+
+METADATA = {"event_type": "tocsin_notification", "event_payload": {"key": "k1"}}
+
+
+def test_slack_history_returns_metadata_on_request(slack: FakeSlack) -> None:
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        client = slack_client(slack)
+        await client.chat_postMessage(channel=CHANNEL, text="a", metadata=METADATA)
+        plain = await client.conversations_history(channel=CHANNEL)
+        full = await client.conversations_history(
+            channel=CHANNEL, include_all_metadata=True
+        )
+        return response_data(plain), response_data(full)
+
+    plain, full = asyncio.run(scenario())
+
+    assert "metadata" not in plain["messages"][0]
+    assert full["messages"][0]["metadata"] == METADATA
+
+
+def test_slack_history_newest_first_without_replies(slack: FakeSlack) -> None:
+    async def scenario() -> dict[str, Any]:
+        client = slack_client(slack)
+        first = await client.chat_postMessage(channel=CHANNEL, text="first")
+        await client.chat_postMessage(channel=CHANNEL, text="second")
+        await client.chat_postMessage(
+            channel=CHANNEL, text="reply", thread_ts=first["ts"]
+        )
+        return response_data(await client.conversations_history(channel=CHANNEL))
+
+    history = asyncio.run(scenario())
+
+    assert [m["text"] for m in history["messages"]] == ["second", "first"]
+    assert history["has_more"] is False
+
+
+def test_slack_history_honours_oldest(slack: FakeSlack) -> None:
+    async def scenario() -> dict[str, Any]:
+        client = slack_client(slack)
+        first = await client.chat_postMessage(channel=CHANNEL, text="first")
+        await client.chat_postMessage(channel=CHANNEL, text="second")
+        return response_data(
+            await client.conversations_history(channel=CHANNEL, oldest=first["ts"])
+        )
+
+    assert [m["text"] for m in asyncio.run(scenario())["messages"]] == ["second"]
+
+
+def test_slack_replies_parent_first(slack: FakeSlack) -> None:
+    async def scenario() -> dict[str, Any]:
+        client = slack_client(slack)
+        parent = await client.chat_postMessage(channel=CHANNEL, text="parent")
+        for text in ("one", "two"):
+            await client.chat_postMessage(
+                channel=CHANNEL, text=text, thread_ts=parent["ts"], metadata=METADATA
+            )
+        return response_data(
+            await client.conversations_replies(
+                channel=CHANNEL, ts=parent["ts"], include_all_metadata=True
+            )
+        )
+
+    replies = asyncio.run(scenario())
+
+    assert [m["text"] for m in replies["messages"]] == ["parent", "one", "two"]
+    assert replies["messages"][1]["metadata"] == METADATA
+
+
+def test_slack_replies_unknown_thread_rejected(slack: FakeSlack) -> None:
+    async def scenario() -> None:
+        await slack_client(slack).conversations_replies(channel=CHANNEL, ts="1.0")
+
+    with pytest.raises(SlackApiError) as excinfo:
+        asyncio.run(scenario())
+
+    assert excinfo.value.response["error"] == "thread_not_found"
+
+
+def test_slack_invalid_metadata_rejected(slack: FakeSlack) -> None:
+    async def scenario() -> None:
+        await slack_client(slack).chat_postMessage(
+            channel=CHANNEL, text="a", metadata={"event_type": "x"}
+        )
+
+    with pytest.raises(SlackApiError) as excinfo:
+        asyncio.run(scenario())
+
+    assert excinfo.value.response["error"] == "invalid_metadata_format"
+    assert slack.messages == []
+
+
+def test_slack_channel_ids_stored_and_listed() -> None:
+    async def scenario(fake: FakeSlack) -> tuple[Any, Any, Any]:
+        client = slack_client(fake)
+        posted = await client.chat_postMessage(channel="#oncall", text="a")
+        listed = await client.conversations_list(limit=1)
+        following = await client.conversations_list(
+            limit=1, cursor=listed["response_metadata"]["next_cursor"]
+        )
+        return response_data(posted), response_data(listed), response_data(following)
+
+    ids = {"oncall": "C0ONCALL001", "ml": "C0MLTEAM002"}
+    with FakeSlack(SLACK_TOKEN, channel_ids=ids) as fake:
+        posted, listed, following = asyncio.run(scenario(fake))
+
+    assert posted["channel"] == "C0ONCALL001"
+    assert [c["name"] for c in listed["channels"]] == ["ml"]
+    assert [c["name"] for c in following["channels"]] == ["oncall"]
+    assert following["response_metadata"]["next_cursor"] == ""
+
+
+def test_slack_history_rejects_channel_name() -> None:
+    async def scenario(fake: FakeSlack) -> None:
+        await slack_client(fake).conversations_history(channel="#oncall")
+
+    with (
+        FakeSlack(SLACK_TOKEN, channel_ids={"oncall": "C0ONCALL001"}) as fake,
+        pytest.raises(SlackApiError) as excinfo,
+    ):
+        asyncio.run(scenario(fake))
+
+    assert excinfo.value.response["error"] == "channel_not_found"
+
+
+def test_server_drop_after_applies_request(slack: FakeSlack) -> None:
+    slack.drop_after_next()
+
+    async def scenario() -> None:
+        client = slack_client(slack, retry_handlers=[])
+        await client.chat_postMessage(channel=CHANNEL, text="a")
+
+    with pytest.raises(aiohttp.ClientError):
+        asyncio.run(scenario())
+
+    assert len(slack.messages) == 1
+    assert slack.requests[0].status is None
+    assert slack.requests[0].fault == "drop_after"

@@ -259,3 +259,75 @@ def test_resolve_press_resolves_invalid_one_dead_lettered(
     assert len(events) == 1
     assert events[0]["actor"] == "bob (U0BOB) via slack"
     assert events[0]["details"]["how"] == "by a person"
+
+
+def test_rejected_presses_leave_slack_message(
+    workers: WorkerFactory, vendors: Any
+) -> None:
+    slack, _, env = vendors
+    config = workers.write_config(
+        {
+            "rules": {
+                "metrics": [
+                    {
+                        "name": "cpu_high",
+                        "match": {"metric": "cpu_utilization"},
+                        "threshold": 90,
+                        "severity": "high",
+                    }
+                ]
+            },
+            "policies": {
+                "default": {"levels": [{"delay": "0s", "targets": ["slack-oncall"]}]}
+            },
+            "receivers": {"slack-oncall": {"type": "slack", "channel": "#oncall"}},
+        }
+    )
+    worker = workers.start(
+        config, {**env, "TOCSIN_SLACK_SIGNING_SECRET": SIGNING_SECRET}
+    )
+    batch = MetricBatch(
+        series="api/cpu",
+        labels={"service": "api", "metric": "cpu_utilization"},
+        samples=[MetricSample(at=OPENED_AT, value=97.0)],
+    )
+    asyncio.run(
+        publish(
+            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+            worker.prefix + topics.METRICS.name,
+            batch.series,
+            iter([batch]),
+            progress=False,
+        )
+    )
+    opened = wait_for(lambda: (f := worker.incidents()) and f[0], 30, "opened")
+    incident_id = str(opened["incident_id"])
+    wait_for(lambda: slack.messages, 30, "incident posted to Slack")
+    posted = slack.messages[0]
+
+    for name, headers in [
+        ("bad signature", lambda body: signed_headers(body, "not-the-secret")),
+        ("ten minutes old", lambda body: signed_headers(body, age_s=600)),
+    ]:
+        for action in ("tocsin_acknowledge", "tocsin_resolve"):
+            forged = press_body(action, incident_id, "mallory")
+            status, _ = post_press(worker, forged, headers(forged))
+            assert status == 401, (name, action)
+
+    # A valid press after the rejected ones reaches the same partition last,
+    # so once it is applied the rejected ones would have been too.
+    press = press_body("tocsin_acknowledge", incident_id, "alice")
+    status, _ = post_press(worker, press, signed_headers(press))
+    assert status == 200
+    wait_for(lambda: len(slack.messages) >= 3, 30, "acknowledgement shown in Slack")
+    found = incident(worker, incident_id)
+    assert found["state"] == "acknowledged"
+    assert found["acknowledged_by"] == "alice (U0ALICE) via slack"
+    kinds = [event["kind"] for event in found["timeline"]]
+    assert "resolved" not in kinds
+    assert kinds.count("acknowledged") == 1
+    assert "mallory" not in json.dumps(found)
+    methods = [m["method"] for m in slack.messages]
+    assert methods == ["chat.postMessage", "chat.update", "chat.postMessage"]
+    assert slack.messages[1]["ts"] == posted["ts"]
+    assert "mallory" not in json.dumps(slack.messages)

@@ -76,6 +76,24 @@ class Settings(BaseSettings):
     )
     http_timeout_s: float = Field(default=10.0, gt=0)
     delivery_attempts: int = Field(default=4, ge=1, le=20)
+    delivery_deadline_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds from a delivery's first attempt "
+        "after which no retry starts.",
+    )
+    breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Consecutive failed attempts that open a "
+        "receiver's circuit breaker.",
+    )
+    breaker_cooldown_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds an open circuit breaker waits "
+        "before it lets a trial attempt through.",
+    )
     log_level: str = "INFO"
 
     def topic(self, name: str) -> str:

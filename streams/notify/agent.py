@@ -16,7 +16,12 @@ from schemas.records import (
     Notification,
 )
 from streams import topics
-from streams.notify.delivery import RetryPolicy, deliver_with_retries
+from streams.notify.breaker import CircuitBreaker
+from streams.notify.delivery import (
+    CircuitOpenError,
+    RetryPolicy,
+    deliver_with_retries,
+)
 from streams.notify.receivers import build_receivers
 
 if TYPE_CHECKING:
@@ -47,7 +52,15 @@ class Notifier:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         self.receivers = build_receivers(pipeline.config, pipeline.settings)
-        self.policy = RetryPolicy(max_attempts=pipeline.settings.delivery_attempts)
+        settings = pipeline.settings
+        self.policy = RetryPolicy(
+            max_attempts=settings.delivery_attempts,
+            deadline_s=settings.delivery_deadline_s,
+        )
+        self.breakers = {
+            name: CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
+            for name in self.receivers
+        }
         self.delivered = pipeline.table("notify-delivered", default=None)
         self.receiver_state = pipeline.table("notify-receiver-state", default=None)
         pipeline.counters.update(delivered=0, failed=0)
@@ -73,7 +86,12 @@ class Notifier:
 
         try:
             new_state = await deliver_with_retries(
-                receiver, notification, state, self.policy, on_attempt
+                receiver,
+                notification,
+                state,
+                self.policy,
+                on_attempt,
+                self.breakers[notification.receiver],
             )
         except DeliveryError as exc:
             await _give_up(pipeline, notification, exc)
@@ -92,7 +110,12 @@ async def _report_attempt(
     attempt: int,
     error: DeliveryError | None,
 ) -> None:
-    status = DeliveryStatus.FAILED if error else DeliveryStatus.DELIVERED
+    if isinstance(error, CircuitOpenError):
+        status = DeliveryStatus.SKIPPED
+    elif error is not None:
+        status = DeliveryStatus.FAILED
+    else:
+        status = DeliveryStatus.DELIVERED
     pipeline.metrics.delivery_attempts.labels(
         receiver=notification.receiver, status=status
     ).inc()

@@ -13,18 +13,25 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
 )
 
 from handlers.base import DeliveryError, Receiver
 from schemas.records import Notification
+from streams.notify.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, bounded by attempts and a deadline."""
+    """Exponential backoff with full jitter, bounded by attempts and a deadline.
+
+    A Retry-After the receiver sent replaces the backoff and is waited in
+    full. The policy never starts a wait that would end past `deadline_s`
+    from the first attempt, so a Retry-After longer than what is left of the
+    deadline gives up at once.
+    """
 
     max_attempts: int = 4
     deadline_s: float = 120.0
@@ -33,9 +40,21 @@ class RetryPolicy:
 
     def wait_s(self, attempt: int, retry_after_s: float | None) -> float:
         if retry_after_s is not None:
-            return min(retry_after_s, self.max_wait_s)
+            return retry_after_s
         ceiling = min(self.max_wait_s, self.initial_s * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)
+
+
+class CircuitOpenError(DeliveryError):
+    """The receiver's circuit breaker is open, so no request was sent."""
+
+    def __init__(self, receiver: str, wait_s: float) -> None:
+        super().__init__(
+            f"circuit breaker of receiver {receiver} is open; "
+            f"next try in {wait_s:.1f} s",
+            retriable=True,
+            retry_after_s=wait_s,
+        )
 
 
 def _is_retriable(exc: BaseException) -> bool:
@@ -51,10 +70,14 @@ async def deliver_with_retries(
     state: dict[str, Any],
     policy: RetryPolicy,
     on_attempt: AttemptHook,
+    breaker: CircuitBreaker | None = None,
 ) -> dict[str, Any]:
     """Deliver, retrying retriable failures, and report every attempt.
 
-    Raises the last DeliveryError once the policy gives up.
+    An attempt that the open `breaker` stops reports a CircuitOpenError and
+    waits for the breaker's cool-down like a Retry-After. Only retriable
+    failures count against the breaker: a permanent error shows that the
+    receiver is up. Raises the last DeliveryError once the policy gives up.
     """
 
     def wait(retry_state: RetryCallState) -> float:
@@ -65,7 +88,7 @@ async def deliver_with_retries(
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.max_attempts)
-        | stop_after_delay(policy.deadline_s),
+        | stop_before_delay(policy.deadline_s),
         wait=wait,
         retry=retry_if_exception(_is_retriable),
         reraise=True,
@@ -73,9 +96,15 @@ async def deliver_with_retries(
     async for attempt in retrying:
         with attempt:
             number = attempt.retry_state.attempt_number
+            closed_for = breaker.before_attempt() if breaker is not None else None
+            if closed_for is not None:
+                stopped = CircuitOpenError(receiver.name, closed_for)
+                await on_attempt(number, stopped)
+                raise stopped
             try:
                 new_state = await receiver.deliver(notification, state)
             except DeliveryError as exc:
+                _record_outcome(breaker, exc)
                 await on_attempt(number, exc)
                 if exc.retriable:
                     log.warning(
@@ -87,6 +116,19 @@ async def deliver_with_retries(
                         exc,
                     )
                 raise
+            except Exception as exc:
+                _record_outcome(breaker, exc)
+                raise
+            _record_outcome(breaker, None)
             await on_attempt(number, None)
             return new_state
     raise AssertionError("unreachable: tenacity either returns or raises")
+
+
+def _record_outcome(breaker: CircuitBreaker | None, error: Exception | None) -> None:
+    if breaker is None:
+        return
+    if error is None or (isinstance(error, DeliveryError) and not error.retriable):
+        breaker.record_success()
+    else:
+        breaker.record_failure()

@@ -37,7 +37,7 @@ MAX_REQUEST_BYTES = 8 * 1024 * 1024
 """aiohttp rejects larger bodies with HTTP 413 before any fake handler runs."""
 OPENSSL_TIMEOUT_S = 30.0
 
-FaultKind = Literal["status", "delay", "drop"]
+FaultKind = Literal["status", "delay", "drop", "drop_after"]
 
 
 @dataclass(frozen=True)
@@ -254,6 +254,14 @@ class FakeServer:
         """Close the connection without a response for the next `count` requests."""
         self._queue_faults(Fault(kind="drop"), count)
 
+    def drop_after_next(self, count: int = 1) -> None:
+        """Handle the next `count` requests, then close the connection unanswered.
+
+        The request takes effect (a message is posted, an event accepted) but
+        the client sees the connection end, as when a response is lost.
+        """
+        self._queue_faults(Fault(kind="drop_after"), count)
+
     def clear_faults(self) -> None:
         """Discard the faults that no request has received yet."""
         with self._lock:
@@ -358,6 +366,13 @@ class FakeServer:
 
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.delay_s)
+
+        if fault is not None and fault.kind == "drop_after":
+            await handler(request)
+            self._record(request, body, status=None, fault=fault)
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=204)
 
         if fault is not None and fault.kind == "status":
             headers = {}

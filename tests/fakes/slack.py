@@ -1,4 +1,5 @@
-"""Fake Slack Web API serving chat.postMessage, chat.update and auth.test.
+"""Fake Slack Web API: chat.postMessage, chat.update, conversations.history and
+conversations.replies, and auth.test.
 
 Point slack-sdk at it with `AsyncWebClient(token=..., base_url=fake.url + "/api/")`.
 As the real Web API does, the fake returns API errors with HTTP 200 and a body of
@@ -36,6 +37,8 @@ class SlackMessage(TypedDict):
     text: str | None
     blocks: list[dict[str, Any]] | None
     attachments: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None
+    """Message metadata (`event_type` and `event_payload`), if posted with it."""
 
 
 class SlackApiFailure(Exception):
@@ -51,6 +54,11 @@ class FakeSlack(FakeServer):
 
     `channels`, if given, is the set of channel values that exist. Any other
     channel gets `channel_not_found`. Without it, every non-empty channel exists.
+
+    `channel_ids`, if given, maps channel names (without `#`) to IDs and makes
+    the fake treat channels as Slack does: messages are stored under the ID
+    and responses return it, posts and updates accept a name or an ID, the
+    history methods accept only an ID, and conversations.list lists them.
     """
 
     def __init__(
@@ -58,6 +66,7 @@ class FakeSlack(FakeServer):
         token: str = "xoxb-fake-token",
         *,
         channels: Iterable[str] | None = None,
+        channel_ids: dict[str, str] | None = None,
         team_id: str = "T0FAKE0001",
         user_id: str = "U0FAKE0001",
         bot_id: str = "B0FAKE0001",
@@ -66,6 +75,7 @@ class FakeSlack(FakeServer):
         super().__init__(tls=tls)
         self.token = token
         self.channels = frozenset(channels) if channels is not None else None
+        self.channel_ids = dict(channel_ids) if channel_ids is not None else None
         self.team_id = team_id
         self.user_id = user_id
         self.bot_id = bot_id
@@ -89,6 +99,12 @@ class FakeSlack(FakeServer):
         app.router.add_post("/api/chat.postMessage", self._post_message)
         app.router.add_post("/api/chat.update", self._update)
         app.router.add_post("/api/auth.test", self._auth_test)
+        app.router.add_get("/api/conversations.list", self._list_channels)
+        app.router.add_post("/api/conversations.list", self._list_channels)
+        for method in ("conversations.history", "conversations.replies"):
+            handler = self._history if method.endswith("history") else self._replies
+            app.router.add_get(f"/api/{method}", handler)
+            app.router.add_post(f"/api/{method}", handler)
         app.router.add_get("/api/auth.test", self._auth_test)
 
     def error_body(self, status: int) -> dict[str, Any]:
@@ -116,6 +132,7 @@ class FakeSlack(FakeServer):
             )
             if not text and not blocks and not attachments:
                 raise SlackApiFailure("no_text")
+            metadata = _optional_metadata(arguments)
         except SlackApiFailure as failure:
             return _error_response(request, failure.error)
 
@@ -130,6 +147,7 @@ class FakeSlack(FakeServer):
                 text=text,
                 blocks=blocks,
                 attachments=attachments,
+                metadata=metadata,
             )
             self._store(message)
         return web.json_response(
@@ -170,6 +188,7 @@ class FakeSlack(FakeServer):
                         if attachments is not None
                         else previous["attachments"]
                     ),
+                    metadata=previous["metadata"],
                 )
                 self._store(message)
         except SlackApiFailure as failure:
@@ -184,6 +203,93 @@ class FakeSlack(FakeServer):
                 "message": self._message_body(message),
             }
         )
+
+    async def _history(self, request: web.Request) -> web.Response:
+        """List a channel's top-level messages, newest first.
+
+        Supports `oldest`, `latest`, `limit` (default 100, at most 999) and
+        `include_all_metadata`; there is one page, so no cursor is returned.
+        """
+        try:
+            arguments = await self._authorized_arguments(request)
+            channel = self._require_channel(arguments, id_only=True)
+            limit = _limit(arguments)
+        except SlackApiFailure as failure:
+            return _error_response(request, failure.error)
+        oldest = float(arguments.get("oldest") or 0)
+        latest = float(arguments.get("latest") or "inf")
+        with self._lock:
+            found = [
+                message
+                for (message_channel, _), message in self._current.items()
+                if message_channel == channel
+                and message["thread_ts"] is None
+                and oldest < float(message["ts"]) <= latest
+            ]
+        found.sort(key=lambda message: float(message["ts"]), reverse=True)
+        return self._listing(found[:limit], arguments, has_more=len(found) > limit)
+
+    async def _replies(self, request: web.Request) -> web.Response:
+        """List a thread: its parent message first, then its replies, oldest first."""
+        try:
+            arguments = await self._authorized_arguments(request)
+            channel = self._require_channel(arguments, id_only=True)
+            limit = _limit(arguments)
+            ts = _optional_text(arguments, "ts")
+            with self._lock:
+                parent = self._current.get((channel, ts or ""))
+                if parent is None:
+                    raise SlackApiFailure("thread_not_found")
+                replies = [
+                    message
+                    for (message_channel, _), message in self._current.items()
+                    if message_channel == channel and message["thread_ts"] == ts
+                ]
+        except SlackApiFailure as failure:
+            return _error_response(request, failure.error)
+        replies.sort(key=lambda message: float(message["ts"]))
+        thread = [parent, *replies]
+        return self._listing(thread[:limit], arguments, has_more=len(thread) > limit)
+
+    async def _list_channels(self, request: web.Request) -> web.Response:
+        """List the channels of `channel_ids`, `limit` at a time, with a cursor."""
+        try:
+            arguments = await self._authorized_arguments(request)
+            limit = _limit(arguments)
+        except SlackApiFailure as failure:
+            return _error_response(request, failure.error)
+        cursor = str(arguments.get("cursor") or "0")
+        start = int(cursor) if cursor.isdigit() else 0
+        names = sorted((self.channel_ids or {}).items())
+        page = names[start : start + limit]
+        following = start + limit
+        return web.json_response(
+            {
+                "ok": True,
+                "channels": [
+                    {"id": channel_id, "name": name, "is_channel": True}
+                    for name, channel_id in page
+                ],
+                "response_metadata": {
+                    "next_cursor": str(following) if following < len(names) else ""
+                },
+            }
+        )
+
+    def _listing(
+        self, messages: list[SlackMessage], arguments: dict[str, Any], has_more: bool
+    ) -> web.Response:
+        with_metadata = str(arguments.get("include_all_metadata", "")).lower() in {
+            "1",
+            "true",
+        }
+        bodies = []
+        for message in messages:
+            body = self._message_body(message)
+            if with_metadata and message["metadata"] is not None:
+                body["metadata"] = copy.deepcopy(message["metadata"])
+            bodies.append(body)
+        return web.json_response({"ok": True, "messages": bodies, "has_more": has_more})
 
     async def _auth_test(self, request: web.Request) -> web.Response:
         try:
@@ -237,13 +343,19 @@ class FakeSlack(FakeServer):
             raise SlackApiFailure("invalid_auth")
         return arguments
 
-    def _require_channel(self, arguments: dict[str, Any]) -> str:
+    def _require_channel(self, arguments: dict[str, Any], id_only: bool = False) -> str:
+        """Return the channel the request names, as an ID when IDs are known."""
         channel = _optional_text(arguments, "channel")
         if not channel:
             raise SlackApiFailure("channel_not_found")
         if self.channels is not None and channel not in self.channels:
             raise SlackApiFailure("channel_not_found")
-        return channel
+        if self.channel_ids is None or channel in self.channel_ids.values():
+            return channel
+        found = self.channel_ids.get(channel.removeprefix("#"))
+        if found is None or id_only:
+            raise SlackApiFailure("channel_not_found")
+        return found
 
     def _next_ts(self) -> str:
         """Return a ts later than every earlier one. The caller must hold the lock."""
@@ -289,6 +401,40 @@ def _bearer_token(authorization: str) -> str | None:
 def _optional_text(arguments: dict[str, Any], name: str) -> str | None:
     value = arguments.get(name)
     return None if value is None else str(value)
+
+
+def _limit(arguments: dict[str, Any]) -> int:
+    value = arguments.get("limit", 100)
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise SlackApiFailure("invalid_limit") from None
+    if not 1 <= limit <= 999:
+        raise SlackApiFailure("invalid_limit")
+    return limit
+
+
+def _optional_metadata(arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the `metadata` argument, decoding a JSON string first.
+
+    Raises SlackApiFailure with `invalid_metadata_format` unless it is an
+    object with a string `event_type` and an object `event_payload`.
+    """
+    value = arguments.get("metadata")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SlackApiFailure("invalid_metadata_format") from None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("event_type"), str)
+        or not isinstance(value.get("event_payload"), dict)
+    ):
+        raise SlackApiFailure("invalid_metadata_format")
+    return value
 
 
 def _optional_json_list(

@@ -13,7 +13,8 @@ from factories import make_notification
 
 from handlers.base import DeliveryError
 from schemas.records import Notification
-from streams.notify.delivery import RetryPolicy, deliver_with_retries
+from streams.notify.breaker import BreakerState, CircuitBreaker
+from streams.notify.delivery import CircuitOpenError, RetryPolicy, deliver_with_retries
 
 FAST = RetryPolicy(max_attempts=4, deadline_s=5.0, initial_s=0.0001, max_wait_s=0.001)
 
@@ -171,8 +172,8 @@ def test_wait_honours_retry_after() -> None:
     assert RetryPolicy(max_wait_s=30.0).wait_s(1, 2.0) == 2.0
 
 
-def test_wait_caps_retry_after() -> None:
-    assert RetryPolicy(max_wait_s=30.0).wait_s(1, 120.0) == 30.0
+def test_wait_keeps_long_retry_after() -> None:
+    assert RetryPolicy(max_wait_s=30.0).wait_s(1, 120.0) == 120.0
 
 
 def test_wait_zero_retry_after_kept() -> None:
@@ -198,3 +199,95 @@ def test_backoff_jitter_starts_at_zero(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(random, "uniform", lambda low, high: low)
 
     assert RetryPolicy().wait_s(3, None) == 0.0
+
+
+# Circuit breaker and deadline
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_with_breaker(
+    receiver: ScriptedReceiver, breaker: CircuitBreaker, policy: RetryPolicy = FAST
+) -> tuple[dict[str, Any] | BaseException, list[tuple[int, DeliveryError | None]]]:
+    attempts: list[tuple[int, DeliveryError | None]] = []
+
+    async def on_attempt(number: int, error: DeliveryError | None) -> None:
+        attempts.append((number, error))
+
+    async def deliver() -> dict[str, Any]:
+        return await deliver_with_retries(
+            receiver, make_notification(), {}, policy, on_attempt, breaker
+        )
+
+    try:
+        outcome: dict[str, Any] | BaseException = asyncio.run(deliver())
+    except Exception as exc:
+        outcome = exc
+    return outcome, attempts
+
+
+def test_open_breaker_skips_the_receiver() -> None:
+    breaker = CircuitBreaker(1, cooldown_s=60.0, clock=StepClock())
+    breaker.record_failure()
+    receiver = ScriptedReceiver([])
+    outcome, attempts = run_with_breaker(receiver, breaker, RecordingPolicy())
+
+    assert isinstance(outcome, CircuitOpenError)
+    assert receiver.calls == 0
+    assert len(attempts) == RecordingPolicy().max_attempts
+    assert all(isinstance(error, CircuitOpenError) for _, error in attempts)
+
+
+def test_open_breaker_wait_is_its_cooldown() -> None:
+    breaker = CircuitBreaker(1, cooldown_s=60.0, clock=StepClock())
+    breaker.record_failure()
+    policy = RecordingPolicy(max_attempts=2)
+    run_with_breaker(ScriptedReceiver([]), breaker, policy)
+
+    assert policy.waits[0] == (1, 60.0)
+
+
+def test_retriable_failures_open_breaker() -> None:
+    breaker = CircuitBreaker(2, cooldown_s=60.0, clock=StepClock())
+    receiver = ScriptedReceiver([retriable(), retriable(), retriable()])
+    outcome, _ = run_with_breaker(receiver, breaker)
+
+    assert isinstance(outcome, CircuitOpenError)
+    assert receiver.calls == 2
+    assert breaker.state is BreakerState.OPEN
+
+
+def test_permanent_error_leaves_breaker_closed() -> None:
+    breaker = CircuitBreaker(1, cooldown_s=60.0, clock=StepClock())
+    outcome, _ = run_with_breaker(ScriptedReceiver([permanent()]), breaker)
+
+    assert isinstance(outcome, DeliveryError)
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_half_open_trial_success_delivers() -> None:
+    clock = StepClock()
+    breaker = CircuitBreaker(1, cooldown_s=60.0, clock=clock)
+    breaker.record_failure()
+    clock.now = 60.0
+    state, attempts = run_with_breaker(ScriptedReceiver([]), breaker)
+
+    assert state == {"delivered_on": 1}
+    assert attempts == [(1, None)]
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_retry_after_past_deadline_gives_up() -> None:
+    policy = RetryPolicy(max_attempts=5, deadline_s=10.0, initial_s=0.0001)
+    receiver = ScriptedReceiver([retriable(retry_after_s=60.0), retriable()])
+    outcome, _ = run(receiver, policy)
+
+    assert isinstance(outcome, DeliveryError)
+    assert outcome.retry_after_s == 60.0
+    assert receiver.calls == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,13 @@ from fakes.server import TlsCertificate, create_self_signed_certificate
 from pydantic import SecretStr
 
 from handlers.base import DeliveryError
-from handlers.pagerduty import SUMMARY_MAX, PagerDutyReceiver, trigger_payload
+from handlers.pagerduty import (
+    EVENT_MAX_BYTES,
+    SUMMARY_MAX,
+    PagerDutyReceiver,
+    fit_event,
+    trigger_payload,
+)
 from schemas.records import EventKind, IncidentState, Notification, Severity
 
 ROUTING_KEY = "R0UT1NGKEY0UNITTEST0000000000000"
@@ -266,3 +273,62 @@ def test_logs_hide_routing_key(
 
     assert caplog.records
     assert ROUTING_KEY not in caplog.text
+
+
+# One attempt per call and the event size limit
+
+
+def test_rate_limit_not_retried_by_client(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    pagerduty_fake.fail_next(429, count=2, retry_after_s=3)
+
+    error = delivery_error(receiver)
+
+    assert error.retriable is True
+    assert error.retry_after_s == 3.0
+    assert len(pagerduty_fake.requests) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_not_retried_by_client(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty, status: int
+) -> None:
+    pagerduty_fake.fail_next(status, count=3)
+
+    assert delivery_error(receiver).retriable is True
+    assert len(pagerduty_fake.requests) == 1
+
+
+def test_oversized_event_drops_custom_details(
+    receiver: PagerDutyReceiver,
+    pagerduty_fake: FakePagerDuty,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    labels = {"service": "api", "blob": "x" * (EVENT_MAX_BYTES + 10)}
+    notification = make_notification("pagerduty-primary", labels=labels)
+
+    with caplog.at_level(logging.WARNING, logger="handlers.pagerduty"):
+        deliver(receiver, notification)
+
+    sent = pagerduty_fake.events[0]["payload"]
+    assert "blob" not in json.dumps(sent)
+    assert "over the 524288 byte limit" in sent["custom_details"]["truncated"]
+    assert pagerduty_fake.alerts == {INCIDENT_ID: "triggered"}
+    assert "pagerduty event over the size limit" in caplog.text
+
+
+def test_event_under_limit_kept() -> None:
+    event = {"event_action": "trigger", "payload": {"summary": "s" * 1000}}
+
+    assert fit_event(event, INCIDENT_ID) is event
+
+
+def test_event_too_large_without_details_is_permanent() -> None:
+    event = {"event_action": "trigger", "payload": {"source": "s" * EVENT_MAX_BYTES}}
+
+    with pytest.raises(DeliveryError) as excinfo:
+        fit_event(event, INCIDENT_ID)
+
+    assert excinfo.value.retriable is False
+    assert INCIDENT_ID in str(excinfo.value)

@@ -13,8 +13,10 @@ from fakes.slack import FakeSlack
 from pydantic import SecretStr
 
 from handlers.base import DeliveryError
-from handlers.slack import SlackReceiver
+from handlers.limits import KeyedRateLimiter
+from handlers.slack import METADATA_EVENT_TYPE, SlackReceiver
 from schemas.records import EventKind, IncidentState, Notification
+from streams.notify.delivery import RetryPolicy, deliver_with_retries
 
 TOKEN = "xoxb-unit-test-token"
 CHANNEL = "#oncall"
@@ -28,9 +30,17 @@ def slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-def receiver_for(fake: FakeSlack, token: str = TOKEN) -> SlackReceiver:
+def receiver_for(
+    fake: FakeSlack, token: str = TOKEN, limiter: KeyedRateLimiter | None = None
+) -> SlackReceiver:
+    """Build a receiver whose channel limiter does not wait unless one is given."""
     return SlackReceiver(
-        "slack-oncall", CHANNEL, SecretStr(token), fake.url + "/api/", timeout_s=5.0
+        "slack-oncall",
+        CHANNEL,
+        SecretStr(token),
+        fake.url + "/api/",
+        timeout_s=5.0,
+        limiter=limiter or KeyedRateLimiter(0.0),
     )
 
 
@@ -192,3 +202,214 @@ def test_logs_hide_token(slack: FakeSlack, caplog: pytest.LogCaptureFixture) -> 
 
     assert caplog.records
     assert TOKEN not in caplog.text
+
+
+# Idempotent retries and channel limits
+
+
+def root_posts(fake: FakeSlack) -> list[Any]:
+    return [
+        m
+        for m in fake.messages
+        if m["method"] == "chat.postMessage" and m["thread_ts"] is None
+    ]
+
+
+def test_post_carries_notification_id(slack: FakeSlack) -> None:
+    notification = make_notification()
+    deliver(receiver_for(slack), notification, {})
+
+    metadata = slack.messages[0]["metadata"]
+    assert metadata is not None
+    assert metadata["event_type"] == METADATA_EVENT_TYPE
+    assert metadata["event_payload"] == {"key": notification.notification_id}
+
+
+def test_dropped_post_not_posted_twice(slack: FakeSlack) -> None:
+    receiver = receiver_for(slack)
+    notification = make_notification()
+    slack.drop_after_next()
+
+    with pytest.raises(DeliveryError) as excinfo:
+        deliver(receiver, notification, {})
+    state = deliver(receiver, notification, {})
+
+    assert excinfo.value.retriable is True
+    assert excinfo.value.outcome_unknown is True
+    posts = root_posts(slack)
+    assert len(posts) == 1
+    assert state == {"ts": posts[0]["ts"], "channel": CHANNEL}
+
+
+def test_retry_after_lost_response_reuses_message(slack: FakeSlack) -> None:
+    receiver = receiver_for(slack)
+    notification = make_notification()
+    slack.drop_after_next()
+    policy = RetryPolicy(max_attempts=3, deadline_s=5.0, initial_s=0.001)
+
+    async def on_attempt(number: int, error: DeliveryError | None) -> None:
+        return None
+
+    state = asyncio.run(
+        deliver_with_retries(receiver, notification, {}, policy, on_attempt)
+    )
+
+    posts = root_posts(slack)
+    assert len(posts) == 1
+    assert state["ts"] == posts[0]["ts"]
+    paths = [request.path for request in slack.requests]
+    assert paths == [
+        "/api/chat.postMessage",
+        "/api/conversations.list",
+        "/api/conversations.history",
+    ]
+
+
+def test_dropped_post_never_landed_is_posted(slack: FakeSlack) -> None:
+    receiver = receiver_for(slack)
+    slack.drop_next()
+
+    with pytest.raises(DeliveryError):
+        deliver(receiver, make_notification(), {})
+    state = deliver(receiver, make_notification(), {})
+
+    posts = root_posts(slack)
+    assert len(posts) == 1
+    assert state["ts"] == posts[0]["ts"]
+
+
+def test_dropped_thread_reply_not_repeated(slack: FakeSlack) -> None:
+    receiver = receiver_for(slack)
+    state = deliver(receiver, make_notification(), {})
+    # The update passes and the reply posts, but its response is lost.
+    slack.delay_next(0.0)
+    slack.drop_after_next()
+
+    with pytest.raises(DeliveryError):
+        deliver(receiver, acknowledged(), state)
+    deliver(receiver, acknowledged(), state)
+
+    replies = [m for m in slack.messages if m["thread_ts"] == state["ts"]]
+    assert len(replies) == 1
+    assert "/api/conversations.replies" in [r.path for r in slack.requests]
+
+
+def test_first_try_reads_no_history(slack: FakeSlack) -> None:
+    receiver = receiver_for(slack)
+    state = deliver(receiver, make_notification(), {})
+    deliver(receiver, acknowledged(), state)
+
+    paths = {request.path for request in slack.requests}
+    assert "/api/conversations.history" not in paths
+    assert "/api/conversations.replies" not in paths
+
+
+class FakeTime:
+    """A clock that only the injected sleep advances."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_messages_spaced_per_channel(slack: FakeSlack) -> None:
+    fake_time = FakeTime()
+    limiter = KeyedRateLimiter(1.0, fake_time.clock, fake_time.sleep)
+    receiver = receiver_for(slack, limiter=limiter)
+
+    state = deliver(receiver, make_notification(), {})
+    deliver(receiver, acknowledged(), state)
+
+    # Post, then update and reply: two waits of one interval each.
+    assert fake_time.sleeps == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_rate_limit_holds_channel(slack: FakeSlack) -> None:
+    fake_time = FakeTime()
+    limiter = KeyedRateLimiter(0.0, fake_time.clock, fake_time.sleep)
+    receiver = receiver_for(slack, limiter=limiter)
+    slack.fail_next(429, retry_after_s=7)
+
+    with pytest.raises(DeliveryError):
+        deliver(receiver, make_notification(), {})
+    deliver(receiver, make_notification(), {})
+
+    assert fake_time.sleeps == [pytest.approx(7.0)]
+    assert len(root_posts(slack)) == 1
+
+
+# Channel names and IDs, with the fake storing messages by ID as Slack does
+
+CHANNEL_IDS = {"oncall": "C0ONCALL001", "ml": "C0MLTEAM002"}
+
+
+def test_lost_first_post_found_by_channel_name() -> None:
+    with FakeSlack(TOKEN, channel_ids=CHANNEL_IDS) as fake:
+        receiver = receiver_for(fake)
+        fake.drop_after_next()
+
+        with pytest.raises(DeliveryError):
+            deliver(receiver, make_notification(), {})
+        state = deliver(receiver, make_notification(), {})
+
+        posts = root_posts(fake)
+        paths = [request.path for request in fake.requests]
+
+    assert len(posts) == 1
+    assert state == {"ts": posts[0]["ts"], "channel": "C0ONCALL001"}
+    assert paths == [
+        "/api/chat.postMessage",
+        "/api/conversations.list",
+        "/api/conversations.history",
+    ]
+
+
+def test_channel_id_needs_no_listing() -> None:
+    with FakeSlack(TOKEN, channel_ids=CHANNEL_IDS) as fake:
+        receiver = SlackReceiver(
+            "slack-oncall",
+            "C0ONCALL001",
+            SecretStr(TOKEN),
+            fake.url + "/api/",
+            timeout_s=5.0,
+            limiter=KeyedRateLimiter(0.0),
+        )
+        fake.drop_after_next()
+
+        with pytest.raises(DeliveryError):
+            deliver(receiver, make_notification(), {})
+        deliver(receiver, make_notification(), {})
+
+        paths = [request.path for request in fake.requests]
+        posts = root_posts(fake)
+
+    assert "/api/conversations.list" not in paths
+    assert len(posts) == 1
+
+
+def test_rejected_listing_posts_again_with_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Without a channel ID the history cannot be read, so the post is repeated.
+    with FakeSlack(TOKEN, channel_ids=CHANNEL_IDS) as fake:
+        receiver = receiver_for(fake)
+        fake.drop_after_next()
+        fake.fail_next(403)
+        with pytest.raises(DeliveryError):
+            deliver(receiver, make_notification(), {})
+
+        with caplog.at_level(logging.WARNING, logger="handlers.slack"):
+            deliver(receiver, make_notification(), {})
+
+        posts = root_posts(fake)
+
+    assert "slack channel listing failed" in caplog.text
+    assert "slack history lookup failed" in caplog.text
+    assert len(posts) == 2

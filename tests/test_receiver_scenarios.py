@@ -1,0 +1,172 @@
+"""Receivers through the broker: retries that page once, and deliveries that give up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from harness import Worker, WorkerFactory, wait_for
+from scenario import ROUTING_KEY
+
+from schemas.records import MetricBatch, MetricSample
+from streams import topics
+from tocsin.replay import publish
+
+OPENED_AT = datetime(2024, 6, 1, 9, 0, tzinfo=UTC)
+
+
+def receiver_config(targets: list[str]) -> dict[str, Any]:
+    return {
+        "rules": {
+            "metrics": [
+                {
+                    "name": "cpu_high",
+                    "match": {"metric": "cpu_utilization"},
+                    "threshold": 90,
+                    "severity": "high",
+                }
+            ]
+        },
+        "policies": {"default": {"levels": [{"delay": "0s", "targets": targets}]}},
+        "receivers": {
+            "pagerduty-primary": {"type": "pagerduty"},
+            "slack-oncall": {"type": "slack", "channel": "#oncall"},
+        },
+    }
+
+
+def open_incident(worker: Worker) -> str:
+    """Publish one breaching sample and return the incident it opens."""
+    batch = MetricBatch(
+        series="api/cpu",
+        labels={"service": "api", "metric": "cpu_utilization"},
+        samples=[MetricSample(at=OPENED_AT, value=97.0)],
+    )
+    asyncio.run(
+        publish(
+            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+            worker.prefix + topics.METRICS.name,
+            batch.series,
+            iter([batch]),
+            progress=False,
+        )
+    )
+    opened = wait_for(lambda: (found := worker.incidents()) and found[0], 30, "opened")
+    return str(opened["incident_id"])
+
+
+def timeline(worker: Worker, incident_id: str) -> list[dict[str, Any]]:
+    found: dict[str, Any] = worker.get(f"/incidents/{incident_id}")
+    events: list[dict[str, Any]] = found["timeline"]
+    return events
+
+
+async def read_topic(
+    worker: Worker, name: str, count: int, timeout_s: float = 30.0
+) -> list[dict[str, Any]]:
+    """Read `name` from the start until `count` records arrived or time ran out."""
+    consumer = AIOKafkaConsumer(
+        worker.prefix + name,
+        bootstrap_servers=worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(found) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                found.extend(json.loads(message.value) for message in messages)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def test_pagerduty_500_three_times_pages_once(
+    workers: WorkerFactory, vendors: Any
+) -> None:
+    _, pagerduty, env = vendors
+    pagerduty.fail_next(500, count=3)
+    config = workers.write_config(receiver_config(["pagerduty-primary"]))
+    worker = workers.start(config, env)
+
+    incident_id = open_incident(worker)
+    wait_for(
+        lambda: pagerduty.alerts_for(ROUTING_KEY), 60, "alert created after retries"
+    )
+
+    def notified() -> list[dict[str, Any]]:
+        events = timeline(worker, incident_id)
+        return [event for event in events if event["kind"] == "notified"]
+
+    wait_for(notified, 30, "notified on the timeline")
+    assert pagerduty.alerts_for(ROUTING_KEY) == {incident_id: "triggered"}
+    statuses = [request.status for request in pagerduty.requests]
+    assert statuses == [500, 500, 500, 202]
+    triggers = [e for e in pagerduty.events if e["event_action"] == "trigger"]
+    assert len(triggers) == 1
+    assert triggers[0]["dedup_key"] == incident_id
+
+    attempts = asyncio.run(read_topic(worker, topics.DELIVERIES.name, 4))
+    ours = [a for a in attempts if a["receiver"] == "pagerduty-primary"]
+    assert [a["attempt"] for a in ours] == [1, 2, 3, 4]
+    assert [a["status"] for a in ours] == ["failed", "failed", "failed", "delivered"]
+    assert all("HTTP 500" in a["error"] for a in ours[:3])
+    assert ROUTING_KEY not in json.dumps(ours)
+
+    kinds = [event["kind"] for event in timeline(worker, incident_id)]
+    assert kinds.count("notified") == 1
+    assert "notify_failed" not in kinds
+
+
+def test_delivery_giving_up_dead_lettered(workers: WorkerFactory, vendors: Any) -> None:
+    _, pagerduty, env = vendors
+    pagerduty.fail_next(400)
+    config = workers.write_config(receiver_config(["pagerduty-primary"]))
+    worker = workers.start(config, env)
+
+    incident_id = open_incident(worker)
+
+    def failed() -> list[dict[str, Any]]:
+        events = timeline(worker, incident_id)
+        return [event for event in events if event["kind"] == "notify_failed"]
+
+    events = wait_for(failed, 60, "notify_failed on the timeline")
+    assert len(events) == 1
+    assert events[0]["details"]["receiver"] == "pagerduty-primary"
+    assert "HTTP 400" in events[0]["details"]["error"]
+    assert pagerduty.alerts_for(ROUTING_KEY) == {}
+    assert [request.status for request in pagerduty.requests] == [400]
+
+    dead = asyncio.run(read_topic(worker, topics.NOTIFICATIONS_DEAD.name, 1))
+    assert len(dead) == 1
+    assert dead[0]["notification"]["event"]["incident_id"] == incident_id
+    assert "HTTP 400" in dead[0]["error"]
+    assert ROUTING_KEY not in json.dumps(dead)
+
+
+def test_slack_lost_response_posts_once(workers: WorkerFactory, vendors: Any) -> None:
+    slack, _, env = vendors
+    slack.drop_after_next()
+    config = workers.write_config(receiver_config(["slack-oncall"]))
+    worker = workers.start(config, env)
+
+    incident_id = open_incident(worker)
+
+    def notified() -> bool:
+        kinds = [event["kind"] for event in timeline(worker, incident_id)]
+        return "notified" in kinds
+
+    wait_for(notified, 60, "notified after the lost response")
+    roots = [m for m in slack.messages if m["thread_ts"] is None]
+    assert len(roots) == 1
+    paths = [request.path for request in slack.requests]
+    assert paths[0] == "/api/chat.postMessage"
+    assert "/api/conversations.history" in paths
+    assert paths.count("/api/chat.postMessage") == 1
