@@ -136,6 +136,11 @@ class Lifecycle(Strict):
         description="a new incident within this long of the last resolve is "
         "linked to it as a recurrence",
     )
+    resolve_timeout: Duration = Field(
+        default=timedelta(0),
+        description="resolve an incident still open this long after it opened "
+        "or last reopened; 0 turns the timeout off",
+    )
 
 
 class Targets(Strict):

@@ -166,3 +166,29 @@ def test_duplicate_alerts_open_one_ticket(workers: WorkerFactory) -> None:
     assert duplicates[0]["details"]["duplicate_of"] == duplicated[0]["incident_id"]
     opened_for = [r.json()["incident"] for r in requests]
     assert sorted(opened_for) == sorted(i["incident_id"] for i in found)
+
+
+def test_live_incident_resolves_on_timeout(workers: WorkerFactory) -> None:
+    config = route_config()
+    config["lifecycle"] = {"resolve_timeout": "3s"}
+    worker = workers.start(workers.write_config(config), {"TOCSIN_CLOCK": "live"})
+    now = datetime.now(UTC).isoformat()
+    labels = {"alertname": "StuckJob", "instance": "a"}
+    worker.post("/alerts", {"alerts": [{"labels": labels, "starts_at": now}]})
+    incident = wait_for(lambda: (f := worker.incidents()) and f[0], 30, "opened")
+    incident_id = incident["incident_id"]
+
+    wait_for(
+        lambda: worker.get(f"/incidents/{incident_id}")["state"] == "resolved",
+        30,
+        "resolved by the timeout",
+    )
+    resolved = timeline(worker, incident_id)
+    resolves = [e for e in resolved if e["kind"] == "resolved"]
+    assert resolves[0]["details"]["how"] == "timed out"
+    assert resolves[0]["actor"] == "correlate"
+    wait_for(
+        lambda: notified(worker, incident_id) == ["opened", "resolved"],
+        30,
+        "timeout resolve notified",
+    )

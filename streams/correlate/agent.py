@@ -23,6 +23,7 @@ from streams.correlate.lifecycle import (
     Reopening,
     apply_alert,
     apply_command,
+    resolve_timeout_at,
 )
 from streams.escalate.policy import policy_levels
 from streams.silences.agent import track_firing
@@ -52,6 +53,7 @@ def register(pipeline: Pipeline) -> None:
     reopening = Reopening(
         reopen_window_s=lifecycle.reopen_window.total_seconds(),
         recurrence_window_s=lifecycle.recurrence_window.total_seconds(),
+        resolve_timeout_s=lifecycle.resolve_timeout.total_seconds(),
     )
     alerts_name = settings.topic(topics.ALERTS.name)
     # One agent reads both topics so one partition owns a group key's alerts
@@ -122,7 +124,8 @@ def register(pipeline: Pipeline) -> None:
 
     def store(incident: Incident) -> None:
         incidents[incident.incident_id] = incident.model_dump(mode="json")
-        due = next_check_at(incident)
+        candidates = [next_check_at(incident), resolve_timeout_at(incident)]
+        due = min((c for c in candidates if c is not None), default=None)
         if due is None:
             checks.pop(incident.incident_id, None)
         else:

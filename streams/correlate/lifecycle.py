@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -98,6 +98,8 @@ class Incident(BaseModel):
     last_change_at: datetime | None = None
     hold_down_s: float = 0.0
     pause_s: float = 0.0
+    # Resolved by timeout this long after opening or reopening; 0 is never.
+    resolve_timeout_s: float = 0.0
 
     def append(
         self,
@@ -169,6 +171,8 @@ class Reopening:
     recurrence_window_s: float = 86400.0
     # Whether the route notifies resolves; carried to escalate on the opening.
     send_resolved: bool = True
+    # Resolve an incident open this long; 0 never does.
+    resolve_timeout_s: float = 0.0
 
 
 def catch_up(incident: Incident, at: datetime) -> list[IncidentEvent]:
@@ -209,7 +213,19 @@ def catch_up_all(group: Group, incident: Incident, at: datetime) -> list[Inciden
             how = "alert cleared and stable"
             events.append(_resolve(group, incident, stable_at, "correlate", how))
     events.extend(due_update(incident, at))
+    timeout_at = resolve_timeout_at(incident)
+    if timeout_at is not None and at >= timeout_at:
+        how = "timed out"
+        events.append(_resolve(group, incident, timeout_at, "correlate", how))
     return events
+
+
+def resolve_timeout_at(incident: Incident) -> datetime | None:
+    """Return when an open incident is resolved by timeout, if it ever is."""
+    if incident.resolve_timeout_s <= 0 or incident.state is IncidentState.RESOLVED:
+        return None
+    opened = incident.escalation_base or incident.opened_at
+    return opened + timedelta(seconds=incident.resolve_timeout_s)
 
 
 def apply_alert(
@@ -289,6 +305,7 @@ def _apply_firing(
         # started with the first alert that was waiting.
         incident.opened_at = alert.at
         incident.group_interval_s = rules.group_interval_s or 0.0
+        incident.resolve_timeout_s = reopening.resolve_timeout_s
         if incident.level == 0:
             incident.last_update_at = alert.at
         details["policy"] = policy

@@ -19,7 +19,14 @@ from schemas.config import EscalationLevel
 from schemas.grouping import Flapping
 from schemas.records import Alert, AlertStatus, CommandKind, EventKind, IncidentState
 from streams.correlate.grouping import GroupRules, next_check_at
-from streams.correlate.lifecycle import Group, Incident, apply_alert, apply_command
+from streams.correlate.lifecycle import (
+    Group,
+    Incident,
+    Reopening,
+    apply_alert,
+    apply_command,
+    resolve_timeout_at,
+)
 from streams.escalate.policy import Plan, plan_for, receivers_for
 
 POLICY = "default"
@@ -420,3 +427,49 @@ def test_firing_status_change_counts() -> None:
 
     assert group.last_status["fp-1"] == AlertStatus.FIRING.value
     assert group.changes["fp-1"] == [at(0).timestamp()]
+
+
+# Resolve timeout
+
+
+def timed_out_incident() -> tuple[Group, Incident]:
+    group = Group(group_key=GROUP_KEY)
+    reopening = Reopening(resolve_timeout_s=3600.0)
+    # One level only, so no escalation comes due with the timeout.
+    incident, _ = apply_alert(group, None, firing("fp-1", 0), POLICY, [0.0], reopening)
+    assert incident is not None
+    return group, incident
+
+
+def test_open_incident_resolves_on_timeout() -> None:
+    group, incident = timed_out_incident()
+    early = make_command(CommandKind.CHECK, 3599, source="correlate")
+    due = make_command(CommandKind.CHECK, 3700, source="correlate")
+
+    assert apply_command(group, incident, early) == []
+    events = apply_command(group, incident, due)
+
+    assert [event.kind for event in events] == [EventKind.RESOLVED]
+    assert events[0].details["how"] == "timed out"
+    assert events[0].at == at(3600)
+    assert incident.resolved_by == "correlate"
+    assert group.open_incident is None
+
+
+def test_acknowledged_incident_also_times_out() -> None:
+    group, incident = timed_out_incident()
+    apply_command(group, incident, make_command(CommandKind.ACKNOWLEDGE, 60))
+
+    events = apply_command(
+        group, incident, make_command(CommandKind.CHECK, 3600, source="correlate")
+    )
+
+    assert [event.kind for event in events] == [EventKind.RESOLVED]
+
+
+def test_timeout_off_by_default() -> None:
+    group = Group(group_key=GROUP_KEY)
+    incident, _ = apply_alert(group, None, firing("fp-1", 0), POLICY, DELAYS_S)
+    assert incident is not None
+
+    assert resolve_timeout_at(incident) is None
