@@ -137,6 +137,7 @@ class EventKind(StrEnum):
     NOTE_ADDED = "note_added"
     RUNBOOK_FINISHED = "runbook_finished"
     RESOLVED = "resolved"
+    ACK_TIMED_OUT = "ack_timed_out"
 
 
 class IncidentEvent(Record):
@@ -175,6 +176,7 @@ class CommandKind(StrEnum):
     NOTE = "note"
     ESCALATE = "escalate"
     RECORD = "record"
+    ACK_TIMEOUT = "ack_timeout"
 
 
 class Command(Record):
@@ -182,7 +184,8 @@ class Command(Record):
 
     `record` appends an event of `event_kind` (notified, runbook finished, ...)
     to the timeline without changing state. `escalate` moves an unacknowledged
-    incident to `level`.
+    incident to `level`. `ack_timeout` returns an acknowledged incident to
+    triggered if `details.acknowledged_seq` is still its acknowledgement.
     """
 
     command_id: str

@@ -11,11 +11,12 @@ from streams import topics
 from streams.correlate.lifecycle import (
     Group,
     Incident,
+    PolicySnapshot,
     Reopening,
     apply_alert,
     apply_command,
 )
-from streams.escalate.policy import policy_levels
+from streams.escalate.policy import resolved_policy, step_delays_s
 from streams.silences.agent import track_firing
 
 if TYPE_CHECKING:
@@ -76,10 +77,10 @@ def register(pipeline: Pipeline) -> None:
         policy = pipeline.config.policy_for(alert.labels)
         found = pipeline.config.route_for(alert.labels)
         wait_s = found[1].group_wait.total_seconds() if found else 0.0
-        delays = [
-            wait_s + level.delay.total_seconds()
-            for level in policy_levels(pipeline.config, policy)
-        ]
+        # A new incident follows the policy as it is now, at its opening.
+        resolved = resolved_policy(pipeline.config, policy)
+        delays = step_delays_s(resolved, alert.at, wait_s)
+        snapshot = PolicySnapshot(resolved.model_dump(mode="json"), wait_s)
         send_resolved = found[1].send_resolved if found else True
         incident, events = apply_alert(
             group,
@@ -88,6 +89,7 @@ def register(pipeline: Pipeline) -> None:
             policy,
             delays,
             replace(reopening, send_resolved=send_resolved),
+            snapshot,
         )
         if incident is not None:
             incidents[incident.incident_id] = incident.model_dump(mode="json")

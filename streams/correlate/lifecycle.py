@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from schemas.oncall import EscalationPolicy
 from schemas.records import (
     Alert,
     AlertStatus,
@@ -18,6 +19,7 @@ from schemas.records import (
     IncidentState,
     Severity,
 )
+from streams.escalate.policy import step_delays_s
 
 # How many recent alert and command ids a group or incident remembers to drop
 # redeliveries. A redelivery older than that many newer records gets through.
@@ -65,6 +67,13 @@ class Incident(BaseModel):
     # Delay of each escalation level after opening, in seconds, from the
     # policy as it was when the incident opened.
     level_delays_s: list[float] = Field(default_factory=lambda: [0.0])
+    # The escalation policy as it was when the incident opened, and the
+    # route's group_wait, to plan the steps again from a reopening or an
+    # acknowledgement that timed out.
+    policy_snapshot: dict[str, Any] | None = None
+    group_wait_s: float = 0.0
+    # The seq of the acknowledgement an ack timeout must match.
+    acknowledged_seq: int | None = None
     seq: int = 0
     alert_count: int = 0
     firing: list[str] = Field(default_factory=list)
@@ -103,7 +112,11 @@ class Incident(BaseModel):
 
 
 def open_incident(
-    group: Group, alert: Alert, policy: str, level_delays_s: list[float]
+    group: Group,
+    alert: Alert,
+    policy: str,
+    level_delays_s: list[float],
+    snapshot: PolicySnapshot | None = None,
 ) -> Incident:
     group.incidents_opened += 1
     incident = Incident(
@@ -116,6 +129,8 @@ def open_incident(
         labels=alert.labels,
         policy=policy,
         level_delays_s=level_delays_s,
+        policy_snapshot=snapshot.policy if snapshot else None,
+        group_wait_s=snapshot.group_wait_s if snapshot else 0.0,
         # A first level that is not due at once waits for the group to settle.
         level=0 if level_delays_s and level_delays_s[0] <= 0 else -1,
         auto_resolve=alert.auto_resolve,
@@ -127,6 +142,14 @@ def open_incident(
     group.open_incident = incident.incident_id
     group.last_incident = incident.incident_id
     return incident
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    """An escalation policy as JSON, with the route's group_wait in seconds."""
+
+    policy: dict[str, Any]
+    group_wait_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +198,7 @@ def apply_alert(
     policy: str,
     level_delays_s: list[float],
     reopening: Reopening | None = None,
+    snapshot: PolicySnapshot | None = None,
 ) -> tuple[Incident | None, list[IncidentEvent]]:
     """Apply one alert to its group and open incident.
 
@@ -187,7 +211,11 @@ def apply_alert(
     earlier = catch_up(incident, alert.at) if incident is not None else []
     if alert.status is AlertStatus.FIRING:
         incident, events = _apply_firing(
-            group, incident, alert, policy, level_delays_s, reopening or Reopening()
+            group,
+            incident,
+            alert,
+            (policy, level_delays_s, snapshot),
+            reopening or Reopening(),
         )
     else:
         incident, events = _apply_resolved(group, incident, alert)
@@ -198,10 +226,10 @@ def _apply_firing(
     group: Group,
     incident: Incident | None,
     alert: Alert,
-    policy: str,
-    level_delays_s: list[float],
+    plan: tuple[str, list[float], PolicySnapshot | None],
     reopening: Reopening,
 ) -> tuple[Incident, list[IncidentEvent]]:
+    policy, level_delays_s, snapshot = plan
     send_resolved = reopening.send_resolved
     details: dict[str, Any] = {
         "fingerprint": alert.fingerprint,
@@ -219,9 +247,11 @@ def _apply_firing(
         if since_s > reopening.recurrence_window_s:
             previous = None
     if incident is None or incident.state is IncidentState.RESOLVED:
-        incident = open_incident(group, alert, policy, level_delays_s)
+        incident = open_incident(group, alert, policy, level_delays_s, snapshot)
         details["policy"] = policy
         details["level_delays_s"] = level_delays_s
+        if snapshot is not None:
+            details["policy_snapshot"] = snapshot.policy
         details["send_resolved"] = send_resolved
         if previous is not None:
             incident.recurrence_of = previous.incident_id
@@ -302,13 +332,62 @@ def apply_command(
     if command.kind is CommandKind.RESOLVE:
         return [*earlier, _resolve(group, incident, command.at, actor, "by a person")]
     if command.kind is CommandKind.ACKNOWLEDGE:
-        if incident.state is IncidentState.ACKNOWLEDGED:
-            return earlier
-        incident.state = IncidentState.ACKNOWLEDGED
-        incident.acknowledged_at = command.at
-        incident.acknowledged_by = actor
-        return [*earlier, incident.append(EventKind.ACKNOWLEDGED, command.at, actor)]
+        return [*earlier, *_acknowledge(incident, command.at, actor)]
+    if command.kind is CommandKind.ACK_TIMEOUT:
+        return [*earlier, *_ack_timed_out(incident, command)]
     return earlier
+
+
+def _acknowledge(incident: Incident, at: datetime, actor: str) -> list[IncidentEvent]:
+    """Acknowledge an open incident.
+
+    An acknowledgement after an ack timeout is marked `again`, and the
+    incident keeps its first acknowledgement time, which MTTA counts from.
+    """
+    if incident.state is IncidentState.ACKNOWLEDGED:
+        return []
+    again = incident.acknowledged_at is not None
+    incident.state = IncidentState.ACKNOWLEDGED
+    incident.acknowledged_at = incident.acknowledged_at or at
+    incident.acknowledged_by = actor
+    details = {"again": True} if again else {}
+    event = incident.append(EventKind.ACKNOWLEDGED, at, actor, details)
+    incident.acknowledged_seq = event.seq
+    return [event]
+
+
+def _ack_timed_out(incident: Incident, command: Command) -> list[IncidentEvent]:
+    """Return an acknowledged incident to triggered and restart its escalation.
+
+    Only the acknowledgement the timeout was set for expires: a timeout of
+    an earlier one, or one after the resolve, changes nothing.
+    """
+    expected = command.details.get("acknowledged_seq")
+    if incident.state is not IncidentState.ACKNOWLEDGED:
+        return []
+    if expected is None or expected != incident.acknowledged_seq:
+        return []
+    incident.state = IncidentState.OPEN
+    incident.acknowledged_seq = None
+    _restart_escalation(incident, command.at)
+    details = {
+        "acknowledged_seq": expected,
+        "level_delays_s": incident.level_delays_s,
+    }
+    return [
+        incident.append(
+            EventKind.ACK_TIMED_OUT, command.at, "escalation policy", details
+        )
+    ]
+
+
+def _restart_escalation(incident: Incident, at: datetime) -> None:
+    """Start the escalation policy again at `at`, from its first level."""
+    incident.level = 0
+    incident.escalation_base = at
+    if incident.policy_snapshot is not None:
+        policy = EscalationPolicy.model_validate(incident.policy_snapshot)
+        incident.level_delays_s = step_delays_s(policy, at, incident.group_wait_s)
 
 
 def _reopen(
@@ -324,7 +403,8 @@ def _reopen(
     incident.resolved_by = None
     incident.acknowledged_at = None
     incident.acknowledged_by = None
-    incident.level = 0
-    incident.escalation_base = at
+    incident.acknowledged_seq = None
+    _restart_escalation(incident, at)
     group.open_incident = incident.incident_id
-    return [incident.append(EventKind.REOPENED, at, actor)]
+    details = {"level_delays_s": incident.level_delays_s}
+    return [incident.append(EventKind.REOPENED, at, actor, details)]
