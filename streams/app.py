@@ -95,7 +95,13 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     from streams.notify import agent as notify
     from streams.runbooks import agent as runbooks
     from streams.silences import agent as silences
-    from streams.web import intake, pagerduty_webhooks, silences_views, slack_actions
+    from streams.web import (
+        intake,
+        oncall_views,
+        pagerduty_webhooks,
+        silences_views,
+        slack_actions,
+    )
     from streams.web import views as web
 
     pipeline = Pipeline(settings, config)
@@ -111,4 +117,5 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     silences_views.register(pipeline)
     slack_actions.register(pipeline)
     pagerduty_webhooks.register(pipeline)
+    oncall_views.register(pipeline)
     return pipeline
