@@ -318,3 +318,33 @@ def test_schedule_target_pages_user_on_call(workers: WorkerFactory) -> None:
     assert paged(disk, "pd-bob") == 0
     assert paged(cpu, "pd-bob") == 1
     assert paged(cpu, "pd-alice") == 0
+
+
+def test_ack_timeout_returns_incident_to_triggered(workers: WorkerFactory) -> None:
+    config = workers.write_config(two_levels("5m", ack_timeout="10m"))
+    worker = workers.start(config, ONE_PARTITION)
+    fire(worker, "Disk", T0)
+    disk = wait_incident([worker], "Disk", lambda i: paged(i, "first") == 1, "paged")
+    acknowledge(worker, disk["incident_id"], T0 + timedelta(minutes=3))
+    wait_incident(
+        [worker], "Disk", lambda i: i["state"] == "acknowledged", "acknowledged"
+    )
+
+    # The acknowledgement times out at 13 minutes; level 2 follows 5 later.
+    fire(worker, "Clock", T0 + timedelta(minutes=30))
+    disk = wait_incident(
+        [worker], "Disk", lambda i: paged(i, "second") == 1, "level 2 paged"
+    )
+    [timed_out] = kinds(disk, "ack_timed_out")
+    assert timed_out["at"] == iso(T0 + timedelta(minutes=13))
+    assert disk["state"] == "open"
+    [escalated] = kinds(disk, "escalated")
+    assert escalated["at"] == iso(T0 + timedelta(minutes=18))
+    first_pages = [
+        e
+        for e in kinds(disk, "notified")
+        if e["details"].get("receiver") == "first"
+        and e["details"].get("transition") == "ack_timed_out"
+    ]
+    assert len(first_pages) == 1
+    assert disk["acknowledged_at"] == iso(T0 + timedelta(minutes=3))
