@@ -12,8 +12,8 @@ from schemas.durations import Duration
 from schemas.rules import Strict
 from schemas.silences import WEEKDAYS
 
-# Prefixes of the target keys a plan stores for user and schedule targets;
-# a key without one is a receiver name.
+# Prefixes of the target keys a plan stores for user and schedule targets.
+# A key without one is a receiver name.
 USER_PREFIX = "user:"
 SCHEDULE_PREFIX = "schedule:"
 MAX_REPEAT = 9
@@ -98,7 +98,7 @@ class Layer(Strict):
     `start` is the local date of the first hand-off, when `users[0]` goes on
     call. A `daily` shift lasts one day, a `weekly` one seven, and a `custom`
     one `length`. Lengths in whole days keep the local hand-off time across
-    daylight-saving changes; other lengths count elapsed time.
+    daylight-saving changes, and other lengths count elapsed time.
     """
 
     name: str = Field(default="", max_length=200)
@@ -154,7 +154,7 @@ class Override(Strict):
 
 
 class Schedule(Strict):
-    """Who is on call, from rotation layers and overrides, in `timezone`.
+    """An on-call rotation made of layers and overrides, in `timezone`.
 
     An override wins over every layer, and a later override over an earlier
     one. Among layers the last one listed that has someone on call wins.
@@ -178,7 +178,7 @@ class User(Strict):
 
 
 class Target(Strict):
-    """Who a level notifies: exactly one of a receiver, a user or a schedule.
+    """A level's target: exactly one of a receiver, a user or a schedule.
 
     In the file a plain string is a receiver name.
     """
@@ -211,7 +211,7 @@ class Target(Strict):
 class Snapshot(Strict):
     """A model that incidents store as JSON, with durations as seconds.
 
-    Seconds parse back as durations; pydantic's default ISO 8601 form
+    Seconds parse back as durations, but pydantic's default ISO 8601 form
     (`PT5M`) does not.
     """
 
@@ -241,13 +241,13 @@ class EscalationLevel(Snapshot):
 class EscalationPolicy(Snapshot):
     """Levels an unacknowledged incident escalates through, and when.
 
-    `urgency: high` escalates through the levels; `low` notifies the first
-    level only. With `business_hours`, an incident is low urgency outside
+    `urgency: high` escalates through the levels, and `low` notifies the
+    first level only. With `business_hours`, an incident is low urgency outside
     them: a level that comes due outside waits for the next start of the
     hours, and the later levels count their delays from there. `repeat` runs
     the levels again that many times, `repeat_after` after the last level.
     `ack_timeout` returns an acknowledged incident to triggered when it is
-    neither resolved nor acknowledged again in time; 0 turns it off.
+    neither resolved nor acknowledged again in time, and 0 turns it off.
     """
 
     levels: list[EscalationLevel] = Field(min_length=1, max_length=20)
@@ -261,10 +261,10 @@ class EscalationPolicy(Snapshot):
     def _levels_in_order(self) -> EscalationPolicy:
         delays = [level.delay for level in self.levels]
         if delays != sorted(delays):
-            shown = [f"{d.total_seconds():g}s" for d in delays]
+            delays_text = [f"{d.total_seconds():g}s" for d in delays]
             raise ValueError(
                 f"level delays must not decrease, because each counts from the "
-                f"opening; got {shown}"
+                f"opening; got {delays_text}"
             )
         if self.repeat and self.repeat_after <= timedelta(0):
             raise ValueError("repeat_after must be more than 0s when repeat is set")

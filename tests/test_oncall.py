@@ -330,7 +330,7 @@ def test_ack_timeout_returns_incident_to_triggered(workers: WorkerFactory) -> No
         [worker], "Disk", lambda i: i["state"] == "acknowledged", "acknowledged"
     )
 
-    # The acknowledgement times out at 13 minutes; level 2 follows 5 later.
+    # The acknowledgement times out at 13 minutes, and level 2 follows at 18.
     fire(worker, "Clock", T0 + timedelta(minutes=30))
     disk = wait_incident(
         [worker], "Disk", lambda i: paged(i, "second") == 1, "level 2 paged"

@@ -323,7 +323,7 @@ def test_webhook_ack_updates_slack_and_cancels_escalation(
     current = wait_for(updated, TIMEOUT_S, "slack message updated")
     assert "tocsin_acknowledge" not in json.dumps(current["blocks"])
 
-    # Level 2 was due at 5 minutes; time moves on past it on the partition.
+    # Level 2 was due at 5 minutes, and this alert moves the partition past it.
     later = OPENED_AT + timedelta(minutes=10)
     worker.post(
         "/alerts",

@@ -324,7 +324,8 @@ def config_check(path: Path) -> None:
     rules = len(loaded.rules.metrics) + len(loaded.rules.logs)
     click.echo(
         f"{path}: valid: {rules} rules, {len(loaded.policies)} policies, "
-        f"{len(loaded.receivers)} receivers, {len(loaded.runbooks)} runbooks"
+        f"{len(loaded.receivers)} receivers, {len(loaded.schedules)} schedules, "
+        f"{len(loaded.runbooks)} runbooks"
     )
 
 

@@ -184,7 +184,12 @@ def catch_up(incident: Incident, at: datetime) -> list[IncidentEvent]:
         incident.level = following
         due_at = datetime.fromtimestamp(due, at.tzinfo)
         reason = "group wait elapsed" if following == 0 else "not acknowledged in time"
-        details = {"level": following, "reason": reason}
+        details: dict[str, Any] = {"level": following, "reason": reason}
+        levels = (incident.policy_snapshot or {}).get("levels")
+        if isinstance(levels, list) and levels:
+            # With repeats a step's index runs past the policy's levels.
+            details["policy_level"] = following % len(levels)
+            details["run"] = following // len(levels)
         events.append(
             incident.append(EventKind.ESCALATED, due_at, "escalation policy", details)
         )

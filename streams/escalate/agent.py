@@ -6,6 +6,8 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from schemas.oncall import EscalationPolicy
 from schemas.records import (
     Command,
@@ -15,6 +17,7 @@ from schemas.records import (
     Notification,
 )
 from streams import topics
+from streams.deadletter import describe_validation_error
 from streams.escalate.policy import (
     Directory,
     LevelPlan,
@@ -43,9 +46,9 @@ def register(pipeline: Pipeline) -> None:
     plans = pipeline.table("escalate-plans", default=None)
     directory = Directory(pipeline.config.users, pipeline.config.schedules)
     events_topic = pipeline.settings.topic(topics.INCIDENT_EVENTS.name)
-    # Commands sent and not yet seen applied, so one tick does not send the
-    # same command again on the next. A command sent twice anyway (after a
-    # restart) carries the same id, and correlate drops the second.
+    # Ids of the commands sent for incidents not yet resolved, so one tick
+    # does not send the same command again on the next. A command sent twice
+    # anyway (after a restart) carries the same id, and correlate drops it.
     sent: set[str] = set()
     # Replay only: the newest event time seen on each incident-events
     # partition, which is that partition's clock.
@@ -77,6 +80,9 @@ def register(pipeline: Pipeline) -> None:
                 continue
             partition = event.message.partition
             await _apply(pipeline, plans, incident_event, partition, directory)
+            if incident_event.kind is EventKind.RESOLVED:
+                prefix = f"{incident_event.incident_id}:"
+                sent.difference_update({c for c in sent if c.startswith(prefix)})
             if pipeline.clock.mode == "replay":
                 seen = max(
                     watermarks.get(partition, 0.0), incident_event.at.timestamp()
@@ -106,12 +112,20 @@ def register(pipeline: Pipeline) -> None:
 
 def _opened_plan(pipeline: Pipeline, event: IncidentEvent) -> Plan:
     """Plan an opened incident from the policy it opened with."""
+    name = str(event.details.get("policy", pipeline.config.default_policy))
+    policy = resolved_policy(pipeline.config, name)
     snapshot = event.details.get("policy_snapshot")
     if isinstance(snapshot, dict):
-        policy = EscalationPolicy.model_validate(snapshot)
-    else:
-        name = str(event.details.get("policy", pipeline.config.default_policy))
-        policy = resolved_policy(pipeline.config, name)
+        try:
+            policy = EscalationPolicy.model_validate(snapshot)
+        except ValidationError as exc:
+            log.warning(
+                "invalid policy snapshot incident_id=%s; following policy %r as "
+                "configured now: %s",
+                event.incident_id,
+                name,
+                describe_validation_error(exc),
+            )
     plan = plan_for(
         event, step_levels(policy), delays_s=event.details.get("level_delays_s")
     )

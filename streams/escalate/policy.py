@@ -50,7 +50,7 @@ class Plan(BaseModel):
     # Targets of the last step reached that led to no receiver, and why.
     unresolved: list[str] = Field(default_factory=list)
     # An acknowledgement returns to triggered at `ack_due` unless the
-    # incident is resolved first; `ack_seq` is the acknowledgement's seq.
+    # incident is resolved first. `ack_seq` is the acknowledgement's seq.
     ack_timeout_s: float = 0.0
     ack_due: float | None = None
     ack_seq: int | None = None
@@ -112,8 +112,8 @@ def step_delays_s(
         return nominal
     due = [base.timestamp() + nominal[0]]
     for index in range(1, len(nominal)):
-        wanted = due[-1] + nominal[index] - nominal[index - 1]
-        start = hours.next_start(datetime.fromtimestamp(wanted, UTC))
+        earliest = due[-1] + nominal[index] - nominal[index - 1]
+        start = hours.next_start(datetime.fromtimestamp(earliest, UTC))
         due.append(start.timestamp())
     return [at - base.timestamp() for at in due]
 

@@ -1,4 +1,4 @@
-"""Who is on call at a given time: pure functions over the schedule models."""
+"""On-call resolution at a given time: pure functions over the schedule models."""
 
 from __future__ import annotations
 
@@ -51,7 +51,11 @@ def _handoff(layer: Layer, zone: ZoneInfo, shift: int) -> datetime:
 
 
 def layer_shift(layer: Layer, zone: ZoneInfo, at: datetime) -> Shift | None:
-    """Return the layer's shift at `at`, or None before its start or out of hours."""
+    """Return the layer's shift at `at`, or None before its start or out of hours.
+
+    The shift ends at the layer's next hand-off, even where the layer's
+    restriction ends its hours before then.
+    """
     first = _handoff(layer, zone, 0)
     if at < first:
         return None
@@ -77,7 +81,7 @@ def layer_shift(layer: Layer, zone: ZoneInfo, at: datetime) -> Shift | None:
 
 
 def on_call(schedule: Schedule, at: datetime) -> Shift | None:
-    """Return who is on call on `schedule` at `at`, or None if nobody is."""
+    """Return the shift on call on `schedule` at `at`, or None when no one is."""
     for override in reversed(schedule.overrides):
         if override.start <= at < override.end:
             return Shift(override.user, override.start, override.end, "override")
@@ -97,8 +101,8 @@ def resolve_targets(
 ) -> tuple[list[str], list[str]]:
     """Return the receivers that `target_keys` reach at `at`, and the problems.
 
-    A user target reaches the user's receivers; a schedule target reaches the
-    receivers of whoever is on call at `at`. A problem is a user or schedule
+    A user target reaches the user's receivers, and a schedule target the
+    receivers of the user on call at `at`. A problem is a user or schedule
     that is not configured, or a schedule with nobody on call.
     """
     receivers: list[str] = []

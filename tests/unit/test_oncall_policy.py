@@ -12,6 +12,7 @@ from factories import GROUP_KEY, at, make_alert, make_command, make_event
 from schemas.config import Config, ConfigError, parse_config
 from schemas.oncall import EscalationPolicy
 from schemas.records import CommandKind, EventKind, IncidentState
+from streams.analytics.metrics import sample_for
 from streams.correlate.lifecycle import (
     Group,
     Incident,
@@ -81,7 +82,7 @@ def test_step_outside_business_hours_waits_for_start() -> None:
     hours = policy(business_hours=BUSINESS)
     delays = step_delays_s(hours, MONDAY_7AM, 0)
 
-    # Level 1 came due at 07:05; it waits until 09:00 Paris time, 07:00 UTC.
+    # Level 1 came due at 07:05, so it waits until 09:00 Paris time, 07:00 UTC.
     assert delays == [0.0, 7200.0]
 
 
@@ -188,6 +189,15 @@ def test_ack_timeout_restarts_escalation_from_timeout() -> None:
     assert due[0].at == at(2160)
 
 
+def test_repeat_step_names_policy_level_and_run() -> None:
+    _, incident = open_with(policy(repeat=1, repeat_after="10m"))
+    events = catch_up(incident, at(1200))
+
+    assert [e.level for e in events] == [1, 2, 3]
+    assert [e.details["policy_level"] for e in events] == [1, 0, 1]
+    assert [e.details["run"] for e in events] == [0, 1, 1]
+
+
 def test_ack_timeout_of_earlier_ack_changes_nothing() -> None:
     group, incident, seq = acknowledged()
     apply_command(group, incident, timeout_command(seq))
@@ -228,6 +238,16 @@ def test_second_ack_keeps_first_ack_time() -> None:
 
     assert second.details == {"again": True}
     assert incident.acknowledged_at == at(60)
+
+
+def test_second_ack_adds_no_mtta_sample() -> None:
+    first = make_event(kind=EventKind.ACKNOWLEDGED, seq=2, at=at(60))
+    again = make_event(
+        kind=EventKind.ACKNOWLEDGED, seq=4, at=at(2000), details={"again": True}
+    )
+
+    assert sample_for(first) is not None
+    assert sample_for(again) is None
 
 
 # escalate: who a step reaches, and the ack deadline

@@ -126,7 +126,7 @@ def test_daily_shift_across_autumn_change_lasts_25_hours() -> None:
 def test_handoff_in_skipped_hour_uses_offset_before_change() -> None:
     daily = {**WEEKLY, "rotation": "daily", "handoff": "02:30", "start": "2024-03-30"}
     layer = schedule(daily).layers[0]
-    # 02:30 does not exist on 31 March; fold=0 maps it to 01:30 UTC (03:30 CEST).
+    # 02:30 does not exist on 31 March, and fold=0 maps it to 01:30 UTC (03:30 CEST).
     early = layer_shift(layer, PARIS, datetime(2024, 3, 31, 1, 29, tzinfo=UTC))
     late = layer_shift(layer, PARIS, datetime(2024, 3, 31, 1, 30, tzinfo=UTC))
 
@@ -137,7 +137,7 @@ def test_handoff_in_skipped_hour_uses_offset_before_change() -> None:
 def test_handoff_in_repeated_hour_happens_once() -> None:
     daily = {**WEEKLY, "rotation": "daily", "handoff": "02:30", "start": "2024-10-26"}
     layer = schedule(daily).layers[0]
-    # 02:30 happens twice on 27 October; the hand-off is at the first, 00:30 UTC.
+    # 02:30 happens twice on 27 October, and the hand-off is at the first, 00:30 UTC.
     first = layer_shift(layer, PARIS, datetime(2024, 10, 27, 0, 30, tzinfo=UTC))
     second = layer_shift(layer, PARIS, datetime(2024, 10, 27, 1, 30, tzinfo=UTC))
 
