@@ -64,8 +64,9 @@ class Incident(BaseModel):
     # latest reopening.
     escalation_base: datetime | None = None
     notes: list[dict[str, Any]] = Field(default_factory=list)
-    # Delay of each escalation level after opening, in seconds, from the
-    # policy as it was when the incident opened.
+    # Delay of each escalation step after `escalation_base`, in seconds,
+    # from the policy as it was when the incident opened. A step is one level
+    # in one run of the levels, so repeats make more steps than levels.
     level_delays_s: list[float] = Field(default_factory=lambda: [0.0])
     # The escalation policy as it was when the incident opened, and the
     # route's group_wait, to plan the steps again from a reopening or an
