@@ -320,6 +320,20 @@ def test_schedule_target_pages_user_on_call(workers: WorkerFactory) -> None:
     assert paged(cpu, "pd-alice") == 0
 
 
+def test_schedule_without_on_call_on_timeline(workers: WorkerFactory) -> None:
+    worker = workers.start(workers.write_config(ONCALL_CONFIG))
+    # The rotation starts on 2 September, so nobody is on call before.
+    fire(worker, "Early", datetime(2024, 9, 1, 8, tzinfo=UTC))
+    early = wait_incident(
+        [worker], "Early", lambda i: kinds(i, "notify_failed"), "failure recorded"
+    )
+
+    [failed] = kinds(early, "notify_failed")
+    assert "nobody is on call on schedule 'primary'" in failed["details"]["error"]
+    assert failed["details"]["transition"] == "opened"
+    assert kinds(early, "notified") == []
+
+
 def test_ack_timeout_returns_incident_to_triggered(workers: WorkerFactory) -> None:
     config = workers.write_config(two_levels("5m", ack_timeout="10m"))
     worker = workers.start(config, ONE_PARTITION)

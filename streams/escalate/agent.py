@@ -206,12 +206,7 @@ async def _apply(
         muted = mute_reason(pipeline, event.labels, event.at)
     receivers = receivers_for(plan, event, muted is not None, directory)
     if plan.unresolved:
-        log.warning(
-            "escalation targets reached no receiver incident_id=%s seq=%d: %s",
-            event.incident_id,
-            event.seq,
-            "; ".join(plan.unresolved),
-        )
+        await _record_unresolved(pipeline, event, plan.unresolved)
     if muted is not None:
         await _record_suppressed(pipeline, event, muted)
     if event.kind is EventKind.RESOLVED:
@@ -225,6 +220,27 @@ async def _apply(
             event=event,
         )
         await pipeline.publish(topics.NOTIFICATIONS, event.group_key, notification)
+
+
+async def _record_unresolved(
+    pipeline: Pipeline, event: IncidentEvent, problems: list[str]
+) -> None:
+    """Put on the timeline that user or schedule targets reached no receiver."""
+    log.warning(
+        "escalation targets reached no receiver incident_id=%s seq=%d: %s",
+        event.incident_id,
+        event.seq,
+        "; ".join(problems),
+    )
+    await _record(
+        pipeline,
+        event.incident_id,
+        event.group_key,
+        f"{event.idempotency_key}:unresolved",
+        EventKind.NOTIFY_FAILED,
+        pipeline.clock.stamp(event.at),
+        {"transition": event.kind, "level": event.level, "error": "; ".join(problems)},
+    )
 
 
 async def _request_escalation(

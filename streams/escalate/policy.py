@@ -47,7 +47,7 @@ class Plan(BaseModel):
     last_notified_at: float | None = None
     acknowledged: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
-    # Targets of the last step reached that led to no receiver, and why.
+    # Why targets of the step that the last event reached led to no receiver.
     unresolved: list[str] = Field(default_factory=list)
     # An acknowledgement returns to triggered at `ack_due` unless the
     # incident is resolved first. `ack_seq` is the acknowledgement's seq.
@@ -168,6 +168,7 @@ def receivers_for(
     silence. User and schedule targets resolve through `directory` at the
     event's time.
     """
+    plan.unresolved = []
     receivers = _receivers(plan, event, muted, directory or Directory())
     if receivers and event.kind not in FOLLOW_UP_KINDS:
         plan.last_notified_at = event.at.timestamp()

@@ -302,6 +302,19 @@ def test_schedule_target_pages_on_call_user() -> None:
     assert plan.notified == ["pd-bob"]
 
 
+def test_unresolved_targets_cleared_on_next_event() -> None:
+    levels = EscalationPolicy.model_validate(
+        {"levels": [{"targets": [{"user": "ghost"}]}]}
+    ).levels
+    opened = make_event(kind=EventKind.OPENED)
+    plan = plan_for(opened, levels)
+
+    assert receivers_for(plan, opened) == []
+    assert plan.unresolved == ["user 'ghost' is not configured"]
+    receivers_for(plan, make_event(kind=EventKind.ACKNOWLEDGED, seq=2, at=at(60)))
+    assert plan.unresolved == []
+
+
 # configuration references
 
 
