@@ -47,7 +47,7 @@ class Plan(BaseModel):
     last_notified_at: float | None = None
     acknowledged: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
-    # Why targets of the step that the last event reached led to no receiver.
+    # Reasons the targets of the step the last event reached led to no receiver.
     unresolved: list[str] = Field(default_factory=list)
     # An acknowledgement returns to triggered at `ack_due` unless the
     # incident is resolved first. `ack_seq` is the acknowledgement's seq.

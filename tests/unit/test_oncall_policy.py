@@ -10,7 +10,7 @@ import pytest
 from factories import GROUP_KEY, at, make_alert, make_command, make_event
 
 from schemas.config import Config, ConfigError, parse_config
-from schemas.oncall import EscalationPolicy
+from schemas.oncall import BusinessHours, EscalationPolicy
 from schemas.records import CommandKind, EventKind, IncidentState
 from streams.analytics.metrics import sample_for
 from streams.correlate.lifecycle import (
@@ -107,6 +107,34 @@ def test_friday_evening_step_waits_for_monday() -> None:
 
     monday_nine = datetime(2024, 5, 13, 7, 0, tzinfo=UTC)
     assert delays[1] == (monday_nine - friday_evening).total_seconds()
+
+
+def test_business_hours_contain_start_not_end() -> None:
+    hours = BusinessHours.model_validate(BUSINESS)
+    nine = datetime(2024, 5, 6, 7, 0, tzinfo=UTC)
+    five = datetime(2024, 5, 6, 15, 0, tzinfo=UTC)
+
+    assert hours.contains(nine)
+    assert not hours.contains(nine - timedelta(seconds=1))
+    assert not hours.contains(five)
+    assert hours.next_start(nine) == nine
+
+
+def test_business_hours_skip_weekend() -> None:
+    hours = BusinessHours.model_validate(BUSINESS)
+    saturday = datetime(2024, 5, 11, 10, 0, tzinfo=UTC)
+
+    assert hours.next_start(saturday) == datetime(2024, 5, 13, 7, 0, tzinfo=UTC)
+
+
+def test_overnight_window_belongs_to_start_day() -> None:
+    hours = BusinessHours.model_validate(
+        {"days": ["fri"], "start": "22:00", "end": "06:00", "timezone": "UTC"}
+    )
+
+    assert hours.contains(datetime(2024, 5, 11, 5, 59, tzinfo=UTC))
+    assert not hours.contains(datetime(2024, 5, 11, 22, 0, tzinfo=UTC))
+    assert not hours.contains(datetime(2024, 5, 10, 5, 0, tzinfo=UTC))
 
 
 def test_repeat_above_nine_rejected() -> None:
