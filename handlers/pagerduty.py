@@ -37,6 +37,8 @@ ACTIONS = {
     EventKind.REOPENED: "trigger",
     EventKind.ACKNOWLEDGED: "acknowledge",
     EventKind.RESOLVED: "resolve",
+    # A trigger on the same dedup_key returns an acknowledged alert to triggered.
+    EventKind.ACK_TIMED_OUT: "trigger",
 }
 
 

@@ -14,6 +14,15 @@ from pydantic import (
 
 from schemas.durations import Duration
 from schemas.grouping import Flapping
+from schemas.oncall import (
+    EscalationLevel as EscalationLevel,  # re-exported: the policy model's level
+)
+from schemas.oncall import (
+    EscalationPolicy,
+    Schedule,
+    User,
+    oncall_reference_problems,
+)
 from schemas.receivers import EmailReceiver, WebhookReceiver
 from schemas.rules import Rules, Strict
 from schemas.silences import InhibitRule, MaintenanceWindow
@@ -42,17 +51,6 @@ Receiver = Annotated[
     | EmailReceiver,
     Field(discriminator="type"),
 ]
-
-
-class EscalationLevel(Strict):
-    """Targets notified once the incident has been unacknowledged for `delay`."""
-
-    delay: Duration = timedelta(0)
-    targets: list[str] = Field(min_length=1)
-
-
-class EscalationPolicy(Strict):
-    levels: list[EscalationLevel] = Field(min_length=1, max_length=20)
 
 
 class Route(Strict):
@@ -158,6 +156,8 @@ class Config(Strict):
     default_policy: str = "default"
     policies: dict[str, EscalationPolicy] = Field(default_factory=dict)
     receivers: dict[str, Receiver] = Field(default_factory=dict)
+    users: dict[str, User] = Field(default_factory=dict)
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
     runbooks: list[Runbook] = Field(default_factory=list)
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
@@ -263,7 +263,7 @@ def _reference_problems(data: object) -> list[str]:
                         f"policies.{name}.levels.{level_index}.targets: "
                         f"{target!r} is not a receiver; defined: {sorted(receivers)}"
                     )
-    return problems
+    return problems + oncall_reference_problems(data)
 
 
 def parse_config(data: object, path: Path) -> Config:

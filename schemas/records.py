@@ -142,6 +142,7 @@ class EventKind(StrEnum):
     STABILIZED = "stabilized"
     MUTED = "muted"
     UNMUTED = "unmuted"
+    ACK_TIMED_OUT = "ack_timed_out"
 
 
 class IncidentEvent(Record):
@@ -181,6 +182,7 @@ class CommandKind(StrEnum):
     ESCALATE = "escalate"
     RECORD = "record"
     CHECK = "check"
+    ACK_TIMEOUT = "ack_timeout"
 
 
 class Command(Record):
@@ -189,7 +191,9 @@ class Command(Record):
     `record` appends an event of `event_kind` (notified, runbook finished, ...)
     to the timeline without changing state. `escalate` moves an unacknowledged
     incident to `level`. `check` applies whatever became due by `at`: a
-    batched group update, or the end of flapping.
+    batched group update, the end of flapping or a resolve timeout.
+    `ack_timeout` returns an acknowledged incident to triggered if
+    `details.acknowledged_seq` is still its acknowledgement.
     """
 
     command_id: str

@@ -96,7 +96,13 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     from streams.runbooks import agent as runbooks
     from streams.silences import agent as silences
     from streams.silences import timeline as mute_timeline
-    from streams.web import intake, pagerduty_webhooks, silences_views, slack_actions
+    from streams.web import (
+        intake,
+        oncall_views,
+        pagerduty_webhooks,
+        silences_views,
+        slack_actions,
+    )
     from streams.web import views as web
 
     pipeline = Pipeline(settings, config)
@@ -113,4 +119,5 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     silences_views.register(pipeline)
     slack_actions.register(pipeline)
     pagerduty_webhooks.register(pipeline)
+    oncall_views.register(pipeline)
     return pipeline

@@ -1,4 +1,8 @@
-"""PagerDuty Webhooks v3 into a real worker: acknowledge, resolve, redelivery."""
+"""PagerDuty Webhooks v3 into a real worker: acknowledge, resolve, redelivery.
+
+An acknowledgement from PagerDuty also updates the Slack message, cancels
+the pending escalation and counts towards MTTA with the PagerDuty user.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from fakes.pagerduty import FakePagerDuty
+from fakes.slack import FakeSlack
 from harness import Worker, WorkerFactory, wait_for
 
 from schemas.records import MetricBatch, MetricSample
@@ -251,3 +257,111 @@ def test_bad_signature_changes_nothing(worker: Worker) -> None:
     assert letters[0]["topic"] == "POST /pagerduty/webhooks"
     assert base64.b64decode(letters[0]["value"]) == not_json
     assert "Invalid JSON" in letters[0]["error"]
+
+
+def test_webhook_ack_updates_slack_and_cancels_escalation(
+    workers: WorkerFactory,
+    vendors: tuple[FakeSlack, FakePagerDuty, dict[str, str]],
+) -> None:
+    slack, pagerduty, vendor_env = vendors
+    config = workers.write_config(
+        {
+            "rules": {
+                "metrics": [
+                    {
+                        "name": "cpu_high",
+                        "match": {"metric": "cpu_utilization"},
+                        "threshold": 90,
+                        "severity": "high",
+                    }
+                ]
+            },
+            "policies": {
+                "default": {
+                    "levels": [
+                        {"delay": "0s", "targets": ["slack", "pagerduty"]},
+                        {"delay": "5m", "targets": ["secondary"]},
+                    ]
+                }
+            },
+            "receivers": {
+                "slack": {"type": "slack", "channel": "#oncall"},
+                "pagerduty": {"type": "pagerduty"},
+                "secondary": {"type": "console"},
+            },
+        }
+    )
+    # One partition: the later alert moves the incident's partition clock.
+    env = {
+        **vendor_env,
+        "TOCSIN_PAGERDUTY_WEBHOOK_SECRETS": SECRET,
+        "TOCSIN_TOPIC_PARTITIONS": "1",
+    }
+    worker = workers.start(config, env)
+    incident_id = open_incident(worker)
+
+    def posted() -> Any:
+        return [
+            m
+            for m in slack.messages
+            if m["method"] == "chat.postMessage" and m["thread_ts"] is None
+        ]
+
+    [message] = wait_for(posted, TIMEOUT_S, "slack message posted")
+    wait_for(lambda: pagerduty.alerts.get(incident_id), TIMEOUT_S, "alert triggered")
+
+    acknowledge = webhook("incident.acknowledged", incident_id, "E-ACK", 1)
+    assert post(worker, acknowledge, sign(acknowledge), "W-ACK")[0] == 202
+    wait_state(worker, incident_id, "acknowledged")
+
+    def updated() -> Any:
+        current = slack.message(message["channel"], message["ts"])
+        if current is None or current["method"] != "chat.update":
+            return None
+        return current if "acknowledged" in json.dumps(current["blocks"]) else None
+
+    current = wait_for(updated, TIMEOUT_S, "slack message updated")
+    assert "tocsin_acknowledge" not in json.dumps(current["blocks"])
+
+    # Level 2 was due at 5 minutes, and this alert moves the partition past it.
+    later = OPENED_AT + timedelta(minutes=10)
+    worker.post(
+        "/alerts",
+        {
+            "alerts": [
+                {"labels": {"alertname": "Clock"}, "starts_at": later.isoformat()}
+            ]
+        },
+    )
+
+    def clock_paged() -> Any:
+        for summary in worker.incidents():
+            found = incident(worker, summary["incident_id"])
+            if found["labels"].get("alertname") == "Clock" and any(
+                e["kind"] == "notified" for e in found["timeline"]
+            ):
+                return found
+        return None
+
+    wait_for(clock_paged, TIMEOUT_S, "later alert paged")
+    final = incident(worker, incident_id)
+    assert [e for e in final["timeline"] if e["kind"] == "escalated"] == []
+    receivers = {
+        e["details"]["receiver"] for e in final["timeline"] if e["kind"] == "notified"
+    }
+    assert "secondary" not in receivers
+    assert final["acknowledged_by"] == ACTOR
+
+    def mtta_row() -> Any:
+        query = (
+            f"/metrics/response?window=hourly&service=api&at={OPENED_AT.timestamp()}"
+        )
+        [row] = worker.get(query)["rows"]
+        return row if row["acknowledged"] == 1 else None
+
+    row = wait_for(mtta_row, TIMEOUT_S, "MTTA recorded")
+    assert row["mtta_s"] == STEP_S
+    actions = [
+        e["event_action"] for e in pagerduty.events if e["dedup_key"] == incident_id
+    ]
+    assert actions == ["trigger", "acknowledge"]

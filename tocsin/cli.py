@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -209,6 +210,38 @@ def resolve(incident_id: str, actor: str, url: str) -> None:
     _command("resolve", incident_id, actor, url)
 
 
+@main.command()
+@click.argument("schedule", required=False)
+@click.option(
+    "--at",
+    "at_time",
+    help="ISO 8601 time (UTC when it names no zone) or Unix seconds; default now.",
+)
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def oncall(schedule: str | None, at_time: str | None, url: str) -> None:
+    """Show who is on call on SCHEDULE, or on every schedule."""
+    path = "/oncall" + (f"/{urllib.parse.quote(schedule, safe='')}" if schedule else "")
+    if at_time is not None:
+        path += "?" + urllib.parse.urlencode({"at": at_time})
+    try:
+        answer = client.request(url, path)
+    except client.WebViewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"on call at {answer['at']}:")
+    for row in answer["schedules"]:
+        shift = row["on_call"]
+        if shift is None:
+            click.echo(f"  {row['schedule']:<20} nobody")
+            continue
+        receivers = ", ".join(row["receivers"]) or "no receivers"
+        click.echo(
+            f"  {row['schedule']:<20} {shift['user']:<16} until {shift['end']} "
+            f"({shift['source']}; {receivers})"
+        )
+    if not answer["schedules"]:
+        click.echo("  no schedules configured")
+
+
 @main.group()
 def silence() -> None:
     """Create, list and expire silences."""
@@ -392,7 +425,8 @@ def config_check(path: Path) -> None:
     rules = len(loaded.rules.metrics) + len(loaded.rules.logs)
     click.echo(
         f"{path}: valid: {rules} rules, {len(loaded.policies)} policies, "
-        f"{len(loaded.receivers)} receivers, {len(loaded.runbooks)} runbooks"
+        f"{len(loaded.receivers)} receivers, {len(loaded.schedules)} schedules, "
+        f"{len(loaded.runbooks)} runbooks"
     )
 
 

@@ -32,6 +32,9 @@ def sample_for(event: IncidentEvent) -> ResponseSample | None:
     kind = kinds.get(event.kind)
     if kind is None:
         return None
+    # An acknowledgement after an ack timeout is not the first one.
+    if kind == "acknowledged" and event.details.get("again"):
+        return None
     seconds = None
     if kind != "opened":
         seconds = (event.at - event.opened_at).total_seconds()

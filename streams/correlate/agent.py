@@ -20,12 +20,13 @@ from streams.correlate.grouping import GroupRules, next_check_at
 from streams.correlate.lifecycle import (
     Group,
     Incident,
+    PolicySnapshot,
     Reopening,
     apply_alert,
     apply_command,
     resolve_timeout_at,
 )
-from streams.escalate.policy import policy_levels
+from streams.escalate.policy import resolved_policy, step_delays_s
 from streams.silences.agent import track_firing
 
 if TYPE_CHECKING:
@@ -95,10 +96,10 @@ def register(pipeline: Pipeline) -> None:
         policy = pipeline.config.policy_for(alert.labels)
         found = pipeline.config.route_for(alert.labels)
         wait_s = found[1].group_wait.total_seconds() if found else 0.0
-        delays = [
-            wait_s + level.delay.total_seconds()
-            for level in policy_levels(pipeline.config, policy)
-        ]
+        # A new incident follows the policy as it is now, at its opening.
+        resolved = resolved_policy(pipeline.config, policy)
+        delays = step_delays_s(resolved, alert.at, wait_s)
+        snapshot = PolicySnapshot(resolved.model_dump(mode="json"), wait_s)
         send_resolved = found[1].send_resolved if found else True
         route = found[1] if found is not None else DEFAULT_ROUTE
         rules = GroupRules(
@@ -113,7 +114,8 @@ def register(pipeline: Pipeline) -> None:
             policy,
             delays,
             replace(reopening, send_resolved=send_resolved),
-            rules,
+            snapshot=snapshot,
+            rules=rules,
         )
         # Catching up can resolve the group's last incident before the
         # alert opens the next one: both are stored.

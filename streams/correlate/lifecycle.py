@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from schemas.oncall import EscalationPolicy
 from schemas.records import (
     Alert,
     AlertStatus,
@@ -28,6 +29,7 @@ from streams.correlate.grouping import (
     stabilize,
     start_flapping,
 )
+from streams.escalate.policy import step_delays_s
 
 # How many recent alert and command ids a group or incident remembers to drop
 # redeliveries. A redelivery older than that many newer records gets through.
@@ -78,9 +80,17 @@ class Incident(BaseModel):
     # latest reopening.
     escalation_base: datetime | None = None
     notes: list[dict[str, Any]] = Field(default_factory=list)
-    # Delay of each escalation level after opening, in seconds, from the
-    # policy as it was when the incident opened.
+    # Delay of each escalation step after `escalation_base`, in seconds,
+    # from the policy as it was when the incident opened. A step is one level
+    # in one run of the levels, so repeats make more steps than levels.
     level_delays_s: list[float] = Field(default_factory=lambda: [0.0])
+    # The escalation policy as it was when the incident opened, and the
+    # route's group_wait, to plan the steps again from a reopening or an
+    # acknowledgement that timed out.
+    policy_snapshot: dict[str, Any] | None = None
+    group_wait_s: float = 0.0
+    # The seq of the acknowledgement an ack timeout must match.
+    acknowledged_seq: int | None = None
     seq: int = 0
     alert_count: int = 0
     firing: list[str] = Field(default_factory=list)
@@ -133,7 +143,11 @@ class Incident(BaseModel):
 
 
 def open_incident(
-    group: Group, alert: Alert, policy: str, level_delays_s: list[float]
+    group: Group,
+    alert: Alert,
+    policy: str,
+    level_delays_s: list[float],
+    snapshot: PolicySnapshot | None = None,
 ) -> Incident:
     group.incidents_opened += 1
     incident = Incident(
@@ -146,6 +160,8 @@ def open_incident(
         labels=alert.labels,
         policy=policy,
         level_delays_s=level_delays_s,
+        policy_snapshot=snapshot.policy if snapshot else None,
+        group_wait_s=snapshot.group_wait_s if snapshot else 0.0,
         # A first level that is not due at once waits for the group to settle.
         level=0 if level_delays_s and level_delays_s[0] <= 0 else -1,
         auto_resolve=alert.auto_resolve,
@@ -157,6 +173,14 @@ def open_incident(
     group.open_incident = incident.incident_id
     group.last_incident = incident.incident_id
     return incident
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    """An escalation policy as JSON, with the route's group_wait in seconds."""
+
+    policy: dict[str, Any]
+    group_wait_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -193,7 +217,12 @@ def catch_up(incident: Incident, at: datetime) -> list[IncidentEvent]:
         incident.level = following
         due_at = datetime.fromtimestamp(due, at.tzinfo)
         reason = "group wait elapsed" if following == 0 else "not acknowledged in time"
-        details = {"level": following, "reason": reason}
+        details: dict[str, Any] = {"level": following, "reason": reason}
+        levels = (incident.policy_snapshot or {}).get("levels")
+        if isinstance(levels, list) and levels:
+            # With repeats a step's index runs past the policy's levels.
+            details["policy_level"] = following % len(levels)
+            details["run"] = following // len(levels)
         events.append(
             incident.append(EventKind.ESCALATED, due_at, "escalation policy", details)
         )
@@ -235,6 +264,7 @@ def apply_alert(
     policy: str,
     level_delays_s: list[float],
     reopening: Reopening | None = None,
+    snapshot: PolicySnapshot | None = None,
     rules: GroupRules | None = None,
 ) -> tuple[Incident | None, list[IncidentEvent]]:
     """Apply one alert to its group and open incident.
@@ -253,8 +283,7 @@ def apply_alert(
             group,
             incident,
             alert,
-            policy,
-            level_delays_s,
+            (policy, level_delays_s, snapshot),
             reopening or Reopening(),
             rules,
             flaps,
@@ -274,12 +303,12 @@ def _apply_firing(
     group: Group,
     incident: Incident | None,
     alert: Alert,
-    policy: str,
-    level_delays_s: list[float],
+    plan: tuple[str, list[float], PolicySnapshot | None],
     reopening: Reopening,
     rules: GroupRules,
     flaps: bool,
 ) -> tuple[Incident | None, list[IncidentEvent]]:
+    policy, level_delays_s, snapshot = plan
     send_resolved = reopening.send_resolved
     details: dict[str, Any] = {
         "fingerprint": alert.fingerprint,
@@ -300,7 +329,7 @@ def _apply_firing(
         waiting = _wait_for_group(group, alert, rules.min_alerts)
         if waiting is None:
             return incident, []
-        incident = open_incident(group, waiting[0], policy, level_delays_s)
+        incident = open_incident(group, waiting[0], policy, level_delays_s, snapshot)
         # The incident opens when its group is large enough; its impact
         # started with the first alert that was waiting.
         incident.opened_at = alert.at
@@ -310,6 +339,8 @@ def _apply_firing(
             incident.last_update_at = alert.at
         details["policy"] = policy
         details["level_delays_s"] = level_delays_s
+        if snapshot is not None:
+            details["policy_snapshot"] = snapshot.policy
         details["send_resolved"] = send_resolved
         if flaps:
             details["flapping"] = True
@@ -449,13 +480,62 @@ def apply_command(
     if command.kind is CommandKind.RESOLVE:
         return [*earlier, _resolve(group, incident, command.at, actor, "by a person")]
     if command.kind is CommandKind.ACKNOWLEDGE:
-        if incident.state is IncidentState.ACKNOWLEDGED:
-            return earlier
-        incident.state = IncidentState.ACKNOWLEDGED
-        incident.acknowledged_at = command.at
-        incident.acknowledged_by = actor
-        return [*earlier, incident.append(EventKind.ACKNOWLEDGED, command.at, actor)]
+        return [*earlier, *_acknowledge(incident, command.at, actor)]
+    if command.kind is CommandKind.ACK_TIMEOUT:
+        return [*earlier, *_ack_timed_out(incident, command)]
     return earlier
+
+
+def _acknowledge(incident: Incident, at: datetime, actor: str) -> list[IncidentEvent]:
+    """Acknowledge an open incident.
+
+    An acknowledgement after an ack timeout is marked `again`, and the
+    incident keeps its first acknowledgement time, which MTTA counts from.
+    """
+    if incident.state is IncidentState.ACKNOWLEDGED:
+        return []
+    again = incident.acknowledged_at is not None
+    incident.state = IncidentState.ACKNOWLEDGED
+    incident.acknowledged_at = incident.acknowledged_at or at
+    incident.acknowledged_by = actor
+    details = {"again": True} if again else {}
+    event = incident.append(EventKind.ACKNOWLEDGED, at, actor, details)
+    incident.acknowledged_seq = event.seq
+    return [event]
+
+
+def _ack_timed_out(incident: Incident, command: Command) -> list[IncidentEvent]:
+    """Return an acknowledged incident to triggered and restart its escalation.
+
+    Only the acknowledgement the timeout was set for expires: a timeout of
+    an earlier one, or one after the resolve, changes nothing.
+    """
+    expected = command.details.get("acknowledged_seq")
+    if incident.state is not IncidentState.ACKNOWLEDGED:
+        return []
+    if expected is None or expected != incident.acknowledged_seq:
+        return []
+    incident.state = IncidentState.OPEN
+    incident.acknowledged_seq = None
+    _restart_escalation(incident, command.at)
+    details = {
+        "acknowledged_seq": expected,
+        "level_delays_s": incident.level_delays_s,
+    }
+    return [
+        incident.append(
+            EventKind.ACK_TIMED_OUT, command.at, "escalation policy", details
+        )
+    ]
+
+
+def _restart_escalation(incident: Incident, at: datetime) -> None:
+    """Start the escalation policy again at `at`, from its first level."""
+    incident.level = 0
+    incident.escalation_base = at
+    if incident.policy_snapshot is not None:
+        policy = EscalationPolicy.model_validate(incident.policy_snapshot)
+        incident.level_delays_s = step_delays_s(policy, at, incident.group_wait_s)
 
 
 def _reopen(
@@ -471,10 +551,12 @@ def _reopen(
     incident.resolved_by = None
     incident.acknowledged_at = None
     incident.acknowledged_by = None
-    incident.level = 0
-    incident.escalation_base = at
+    incident.acknowledged_seq = None
+    _restart_escalation(incident, at)
     group.open_incident = incident.incident_id
     incident.pending_changes = []
     incident.last_update_at = at
-    details = {"flapping": True} if flaps else None
+    details: dict[str, Any] = {"level_delays_s": incident.level_delays_s}
+    if flaps:
+        details["flapping"] = True
     return [incident.append(EventKind.REOPENED, at, actor, details)]

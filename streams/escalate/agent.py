@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
+from schemas.oncall import EscalationPolicy
 from schemas.records import (
     Command,
     CommandKind,
@@ -14,13 +17,19 @@ from schemas.records import (
     Notification,
 )
 from streams import topics
+from streams.deadletter import describe_validation_error
 from streams.escalate.policy import (
+    Directory,
+    LevelPlan,
     Plan,
+    ack_timed_out,
     due_escalation,
     plan_for,
     policy_levels,
     receivers_for,
     repeat_due,
+    resolved_policy,
+    step_levels,
 )
 from streams.silences.agent import mute_reason
 
@@ -37,6 +46,7 @@ NOTIFYING_KINDS = frozenset(
         EventKind.OPENED,
         EventKind.REOPENED,
         EventKind.ESCALATED,
+        EventKind.ACK_TIMED_OUT,
         EventKind.STABILIZED,
     }
 )
@@ -45,11 +55,32 @@ NOTIFYING_KINDS = frozenset(
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     plans = pipeline.table("escalate-plans", default=None)
-    # Escalate commands sent and not yet seen applied, so one tick does not
-    # send the same command again on the next tick.
-    requested: dict[str, int] = {}
-    # Release and repeat commands sent, by command id, for the same reason.
+    directory = Directory(pipeline.config.users, pipeline.config.schedules)
+    events_topic = pipeline.settings.topic(topics.INCIDENT_EVENTS.name)
+    # Ids of the commands sent for incidents not yet resolved, so one tick
+    # does not send the same command again on the next. A command sent twice
+    # anyway (after a restart) carries the same id, and correlate drops it.
     sent: set[str] = set()
+    # Replay only: the newest event time seen on each incident-events
+    # partition, which is that partition's clock.
+    watermarks: dict[int, float] = {}
+
+    async def fire_due(now: float, partitions: set[int], live: bool) -> None:
+        """Send the commands of every deadline due at `now` on `partitions`."""
+        for stored in list(plans.values()):
+            plan = Plan.model_validate(stored)
+            if plan.partition is not None and plan.partition not in partitions:
+                continue
+            at = datetime.fromtimestamp(now, UTC)
+            if live and plan.held and not plan.flapping:
+                await _release_if_unmuted(pipeline, plan, sent)
+            if live and repeat_due(plan, now):
+                await _request_repeat(pipeline, plan, sent)
+            if ack_timed_out(plan, now):
+                await _request_ack_timeout(pipeline, plan, at, sent)
+            level = due_escalation(plan, now)
+            if level is not None:
+                await _request_escalation(pipeline, plan, level, at, sent)
 
     async def escalate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -58,70 +89,123 @@ def register(pipeline: Pipeline) -> None:
             )
             if incident_event is None:
                 continue
-            await _apply(pipeline, plans, incident_event)
-            if incident_event.kind is EventKind.ESCALATED:
-                requested.pop(incident_event.incident_id, None)
+            partition = event.message.partition
+            await _apply(pipeline, plans, incident_event, partition, directory)
+            if incident_event.kind is EventKind.RESOLVED:
+                prefix = f"{incident_event.incident_id}:"
+                sent.difference_update({c for c in sent if c.startswith(prefix)})
+            if pipeline.clock.mode == "replay":
+                seen = max(
+                    watermarks.get(partition, 0.0), incident_event.at.timestamp()
+                )
+                watermarks[partition] = seen
+                await fire_due(seen, {partition}, live=False)
 
     async def tick() -> None:
-        now = pipeline.clock.timestamp()
-        for incident_id, stored in list(plans.items()):
-            plan = Plan.model_validate(stored)
-            if plan.held and not plan.flapping:
-                await _release_if_unmuted(pipeline, plan, sent)
-            if repeat_due(plan, now):
-                await _request_repeat(pipeline, plan, sent)
-            level = due_escalation(plan, now)
-            if level is None or requested.get(incident_id) == level:
-                continue
-            requested[incident_id] = level
-            command = Command(
-                command_id=f"{incident_id}:escalate:{level}",
-                kind=CommandKind.ESCALATE,
-                incident_id=incident_id,
-                actor="escalation policy",
-                source="escalate",
-                at=pipeline.clock.now(),
-                level=level,
-            )
-            await pipeline.publish(topics.COMMANDS, plan.group_key, command)
+        tables: Any = app.tables
+        if not tables.recovery.completed.is_set() or app.rebalancing:
+            return
+        # Standby partitions are left to the worker that owns them.
+        actives = {
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == events_topic
+        }
+        await fire_due(pipeline.clock.timestamp(), actives, live=True)
 
     app.agent(pipeline.topic(topics.INCIDENT_EVENTS), name="escalate")(escalate)
-    # NOTE: a replay escalates an incident when its next alert or command
-    # arrives (correlate catches up on due levels then). A tick would read
-    # the newest event time of any series, which runs ahead of the others.
+    # NOTE: a replay fires deadlines on the event time of each incident-events
+    # partition, when the partition's next event arrives. Series replayed one
+    # after another on one partition can so escalate the earlier ones early.
     if pipeline.clock.mode == "live":
         app.timer(pipeline.settings.tick_interval_s, name="escalate-tick")(tick)
+
+
+def _opened_plan(pipeline: Pipeline, event: IncidentEvent) -> Plan:
+    """Plan an opened incident from the policy it opened with."""
+    name = str(event.details.get("policy", pipeline.config.default_policy))
+    policy = resolved_policy(pipeline.config, name)
+    snapshot = event.details.get("policy_snapshot")
+    if isinstance(snapshot, dict):
+        try:
+            policy = EscalationPolicy.model_validate(snapshot)
+        except ValidationError as exc:
+            log.warning(
+                "invalid policy snapshot incident_id=%s; following policy %r as "
+                "configured now: %s",
+                event.incident_id,
+                name,
+                describe_validation_error(exc),
+            )
+    plan = plan_for(
+        event, step_levels(policy), delays_s=event.details.get("level_delays_s")
+    )
+    plan.send_resolved = bool(event.details.get("send_resolved", True))
+    plan.labels = event.labels
+    plan.ack_timeout_s = policy.ack_timeout.total_seconds()
+    found = pipeline.config.route_for(event.labels)
+    if found is not None:
+        plan.repeat_interval_s = found[1].repeat_interval.total_seconds()
+    return plan
+
+
+def _restarted_plan(pipeline: Pipeline, event: IncidentEvent, stored: Any) -> Plan:
+    """Plan a reopened incident, or one whose acknowledgement timed out.
+
+    The policy starts again from the event, which is the first notification.
+    """
+    if stored is not None:
+        previous = Plan.model_validate(stored)
+        levels = [level.model_copy() for level in previous.levels]
+    else:
+        previous = None
+        name = pipeline.config.policy_for(event.labels)
+        levels = [
+            LevelPlan(delay_s=level.delay.total_seconds(), targets=level.target_keys)
+            for level in policy_levels(pipeline.config, name)
+        ]
+    delays = event.details.get("level_delays_s")
+    if not isinstance(delays, list) or len(delays) != len(levels):
+        delays = [level.delay_s for level in levels]
+    plan = Plan(
+        incident_id=event.incident_id,
+        group_key=event.group_key,
+        opened_at=event.at.timestamp(),
+        levels=[
+            LevelPlan(delay_s=float(delay), targets=level.targets)
+            for level, delay in zip(levels, delays, strict=True)
+        ],
+        level=0,
+        labels=event.labels,
+    )
+    plan.schedule_next()
+    if previous is not None:
+        plan.send_resolved = previous.send_resolved
+        plan.repeat_interval_s = previous.repeat_interval_s
+        plan.ack_timeout_s = previous.ack_timeout_s
+        # Acknowledgements and resolves still reach everyone paged before.
+        if event.kind is EventKind.ACK_TIMED_OUT:
+            plan.notified = previous.notified
+    return plan
 
 
 async def _apply(
     pipeline: Pipeline,
     plans: faust.Table[str, Any],
     event: IncidentEvent,
+    partition: int,
+    directory: Directory,
 ) -> None:
     stored = plans.get(event.incident_id)
     if event.kind is EventKind.OPENED and stored is None:
-        policy = str(event.details.get("policy", pipeline.config.default_policy))
-        plan = plan_for(
-            event,
-            policy_levels(pipeline.config, policy),
-            delays_s=event.details.get("level_delays_s"),
-        )
-        plan.send_resolved = bool(event.details.get("send_resolved", True))
-        plan.labels = event.labels
-        found = pipeline.config.route_for(event.labels)
-        if found is not None:
-            plan.repeat_interval_s = found[1].repeat_interval.total_seconds()
-    elif event.kind is EventKind.REOPENED:
-        # A reopened incident starts its policy again from the reopening.
-        policy = pipeline.config.policy_for(event.labels)
-        plan = plan_for(event, policy_levels(pipeline.config, policy), event.at)
-        # The reopening itself is the first notification.
-        plan.level = 0
-        plan.labels = event.labels
+        plan = _opened_plan(pipeline, event)
+    elif event.kind in {EventKind.REOPENED, EventKind.ACK_TIMED_OUT}:
+        plan = _restarted_plan(pipeline, event, stored)
     elif stored is None:
         return
     else:
         plan = Plan.model_validate(stored)
+    plan.partition = partition
 
     if event.details.get("flapping") is True:
         plan.flapping = True
@@ -130,7 +214,9 @@ async def _apply(
         muted = mute_reason(pipeline, event.labels, event.at)
         if muted is None and plan.flapping and event.kind is not EventKind.STABILIZED:
             muted = {"reason": "flapping"}
-    receivers = receivers_for(plan, event, muted is not None)
+    receivers = receivers_for(plan, event, muted is not None, directory)
+    if plan.unresolved:
+        await _record_unresolved(pipeline, event, plan.unresolved)
     if muted is not None:
         await _record_suppressed(pipeline, event, muted)
     if event.kind is EventKind.RESOLVED:
@@ -144,6 +230,76 @@ async def _apply(
             event=event,
         )
         await pipeline.publish(topics.NOTIFICATIONS, event.group_key, notification)
+
+
+async def _record_unresolved(
+    pipeline: Pipeline, event: IncidentEvent, problems: list[str]
+) -> None:
+    """Put on the timeline that user or schedule targets reached no receiver."""
+    log.warning(
+        "escalation targets reached no receiver incident_id=%s seq=%d: %s",
+        event.incident_id,
+        event.seq,
+        "; ".join(problems),
+    )
+    await _record(
+        pipeline,
+        event.incident_id,
+        event.group_key,
+        f"{event.idempotency_key}:unresolved",
+        EventKind.NOTIFY_FAILED,
+        pipeline.clock.stamp(event.at),
+        {"transition": event.kind, "level": event.level, "error": "; ".join(problems)},
+    )
+
+
+async def _request_escalation(
+    pipeline: Pipeline, plan: Plan, level: int, at: datetime, sent: set[str]
+) -> None:
+    """Ask correlate to escalate an incident whose next level is due.
+
+    The id names the plan's start and the level, so a second request for
+    one step, from this worker or another, is dropped as a repeat.
+    """
+    command_id = f"{plan.incident_id}:escalate:{plan.opened_at:.0f}:{level}"
+    if command_id in sent:
+        return
+    sent.add(command_id)
+    command = Command(
+        command_id=command_id,
+        kind=CommandKind.ESCALATE,
+        incident_id=plan.incident_id,
+        actor="escalation policy",
+        source="escalate",
+        at=at,
+        level=level,
+    )
+    await pipeline.publish(topics.COMMANDS, plan.group_key, command)
+
+
+async def _request_ack_timeout(
+    pipeline: Pipeline, plan: Plan, at: datetime, sent: set[str]
+) -> None:
+    """Ask correlate to return an incident whose acknowledgement timed out."""
+    command_id = f"{plan.incident_id}:ack_timeout:{plan.ack_seq}"
+    if command_id in sent:
+        return
+    sent.add(command_id)
+    log.info(
+        "acknowledgement timed out incident_id=%s acknowledged_seq=%s",
+        plan.incident_id,
+        plan.ack_seq,
+    )
+    command = Command(
+        command_id=command_id,
+        kind=CommandKind.ACK_TIMEOUT,
+        incident_id=plan.incident_id,
+        actor="escalation policy",
+        source="escalate",
+        at=datetime.fromtimestamp(plan.ack_due or at.timestamp(), UTC),
+        details={"acknowledged_seq": plan.ack_seq},
+    )
+    await pipeline.publish(topics.COMMANDS, plan.group_key, command)
 
 
 async def _record(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
 from schemas.config import Config, EscalationLevel
+from schemas.oncall import EscalationPolicy, Schedule, User
 from schemas.records import EventKind, IncidentEvent
+from streams.escalate.schedules import resolve_targets
 
 CONSOLE = "console"
 
@@ -16,6 +19,8 @@ FOLLOW_UP_KINDS = frozenset({EventKind.ACKNOWLEDGED, EventKind.RESOLVED})
 
 
 class LevelPlan(BaseModel):
+    """One step of a plan: its delay after the plan's start and its target keys."""
+
     delay_s: float
     targets: list[str]
 
@@ -44,6 +49,16 @@ class Plan(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     # An incident whose alerts flap notifies no one until it is stable.
     flapping: bool = False
+    # Reasons the targets of the step the last event reached led to no receiver.
+    unresolved: list[str] = Field(default_factory=list)
+    # An acknowledgement returns to triggered at `ack_due` unless the
+    # incident is resolved first. `ack_seq` is the acknowledgement's seq.
+    ack_timeout_s: float = 0.0
+    ack_due: float | None = None
+    ack_seq: int | None = None
+    # The incident-events partition that wrote the plan, so only the worker
+    # that owns that partition acts on its deadlines.
+    partition: int | None = None
 
     def schedule_next(self) -> None:
         following = self.level + 1
@@ -53,12 +68,56 @@ class Plan(BaseModel):
             self.next_due = None
 
 
-def policy_levels(config: Config, policy: str) -> list[EscalationLevel]:
-    """Return a policy's levels, or a single console level if none is configured."""
+def resolved_policy(config: Config, policy: str) -> EscalationPolicy:
+    """Return a configured policy, or one console level if none is configured."""
     configured = config.policies.get(policy)
     if configured is None:
-        return [EscalationLevel(delay=timedelta(0), targets=[CONSOLE])]
-    return configured.levels
+        return EscalationPolicy.model_validate({"levels": [{"targets": [CONSOLE]}]})
+    return configured
+
+
+def policy_levels(config: Config, policy: str) -> list[EscalationLevel]:
+    """Return a policy's levels, or a single console level if none is configured."""
+    return resolved_policy(config, policy).levels
+
+
+def step_levels(policy: EscalationPolicy) -> list[EscalationLevel]:
+    """Return the level of each step an incident can take through `policy`.
+
+    A step is one level in one run of the levels: `repeat` adds whole runs.
+    A low-urgency policy has one step, its first level.
+    """
+    if policy.urgency == "low":
+        return policy.levels[:1]
+    return policy.levels * (policy.repeat + 1)
+
+
+def step_delays_s(
+    policy: EscalationPolicy, base: datetime, wait_s: float
+) -> list[float]:
+    """Return when each step of `policy` is due, in seconds after `base`.
+
+    `wait_s` (the route's group_wait) delays every step. A run of the
+    levels starts `repeat_after` after the last level of the run before.
+    Outside `business_hours` a step after the first waits for the next start
+    of the hours, and the steps after it keep their delays from there.
+    """
+    steps = step_levels(policy)
+    count = len(policy.levels)
+    run_s = (policy.levels[-1].delay + policy.repeat_after).total_seconds()
+    nominal = [
+        wait_s + (index // count) * run_s + level.delay.total_seconds()
+        for index, level in enumerate(steps)
+    ]
+    hours = policy.business_hours
+    if hours is None:
+        return nominal
+    due = [base.timestamp() + nominal[0]]
+    for index in range(1, len(nominal)):
+        earliest = due[-1] + nominal[index] - nominal[index - 1]
+        start = hours.next_start(datetime.fromtimestamp(earliest, UTC))
+        due.append(start.timestamp())
+    return [at - base.timestamp() for at in due]
 
 
 def plan_for(
@@ -80,7 +139,7 @@ def plan_for(
         group_key=event.group_key,
         opened_at=(start or event.opened_at).timestamp(),
         levels=[
-            LevelPlan(delay_s=delay, targets=level.targets)
+            LevelPlan(delay_s=delay, targets=level.target_keys)
             for level, delay in zip(levels, delays_s, strict=True)
         ],
         level=0 if delays_s[0] <= 0 else -1,
@@ -89,27 +148,49 @@ def plan_for(
     return plan
 
 
-def receivers_for(plan: Plan, event: IncidentEvent, muted: bool = False) -> list[str]:
+@dataclass(frozen=True)
+class Directory:
+    """The users and schedules that user and schedule targets resolve through."""
+
+    users: dict[str, User] = field(default_factory=dict)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+
+
+def receivers_for(
+    plan: Plan,
+    event: IncidentEvent,
+    muted: bool = False,
+    directory: Directory | None = None,
+) -> list[str]:
     """Return the receivers to notify of `event`, updating the plan in place.
 
     A muted incident still moves through its levels, but no receiver is
     notified. Acknowledgements and resolves always reach every receiver that
     was notified of the incident, muted or not, so a resolve gets through a
-    silence.
+    silence. User and schedule targets resolve through `directory` at the
+    event's time.
     """
-    receivers = _receivers(plan, event, muted)
+    plan.unresolved = []
+    receivers = _receivers(plan, event, muted, directory or Directory())
     if receivers and event.kind not in FOLLOW_UP_KINDS:
         plan.last_notified_at = event.at.timestamp()
+    if event.kind is EventKind.ACKNOWLEDGED and plan.ack_timeout_s > 0:
+        plan.ack_due = event.at.timestamp() + plan.ack_timeout_s
+        plan.ack_seq = event.seq
     return receivers
 
 
-def _receivers(plan: Plan, event: IncidentEvent, muted: bool) -> list[str]:
-    if event.kind is EventKind.REOPENED:
-        return _reach_level(plan, 0, muted)
+def _receivers(
+    plan: Plan, event: IncidentEvent, muted: bool, directory: Directory
+) -> list[str]:
+    if event.kind in {EventKind.REOPENED, EventKind.ACK_TIMED_OUT}:
+        return _reach_level(plan, 0, muted, event.at, directory)
     if event.kind is EventKind.OPENED:
-        return [] if plan.level < 0 else _reach_level(plan, 0, muted)
+        if plan.level < 0:
+            return []
+        return _reach_level(plan, 0, muted, event.at, directory)
     if event.kind is EventKind.ESCALATED:
-        return _reach_level(plan, event.level, muted)
+        return _reach_level(plan, event.level, muted, event.at, directory)
     if event.kind is EventKind.REPEATED:
         if plan.held or plan.flapping or plan.acknowledged or not plan.notified:
             return []
@@ -123,12 +204,12 @@ def _receivers(plan: Plan, event: IncidentEvent, muted: bool) -> list[str]:
         # An alert that settled clear is resolved next: nobody is paged.
         if not plan.held or plan.level < 0 or event.details.get("firing") == 0:
             return []
-        return _reach_level(plan, plan.level, muted)
+        return _reach_level(plan, plan.level, muted, event.at, directory)
     if event.kind is EventKind.RELEASED:
         if not plan.held or plan.level < 0 or plan.flapping:
             return []
         plan.held = False
-        return _reach_level(plan, plan.level, False)
+        return _reach_level(plan, plan.level, False, event.at, directory)
     if event.kind is EventKind.GROUP_UPDATED:
         if plan.held or plan.flapping:
             return []
@@ -137,13 +218,17 @@ def _receivers(plan: Plan, event: IncidentEvent, muted: bool) -> list[str]:
         plan.next_due = None
         plan.held = False
         plan.acknowledged = True
+        if event.kind is EventKind.RESOLVED:
+            plan.ack_due = None
         if event.kind is EventKind.RESOLVED and not plan.send_resolved:
             return []
         return list(plan.notified)
     return []
 
 
-def _reach_level(plan: Plan, level: int, muted: bool) -> list[str]:
+def _reach_level(
+    plan: Plan, level: int, muted: bool, at: datetime, directory: Directory
+) -> list[str]:
     if level >= len(plan.levels):
         return []
     # A redelivered opened or escalated event must not move the plan back.
@@ -156,9 +241,11 @@ def _reach_level(plan: Plan, level: int, muted: bool) -> list[str]:
         plan.held = True
         return []
     plan.held = False
-    targets = plan.levels[level].targets
+    targets, plan.unresolved = resolve_targets(
+        plan.levels[level].targets, at, directory.users, directory.schedules
+    )
     plan.notified = [*plan.notified, *(t for t in targets if t not in plan.notified)]
-    return list(targets)
+    return targets
 
 
 def repeat_due(plan: Plan, now: float) -> bool:
@@ -168,6 +255,11 @@ def repeat_due(plan: Plan, now: float) -> bool:
     if plan.held or plan.acknowledged or not plan.notified:
         return False
     return now >= plan.last_notified_at + plan.repeat_interval_s
+
+
+def ack_timed_out(plan: Plan, now: float) -> bool:
+    """Return whether the incident's acknowledgement has timed out at `now`."""
+    return plan.ack_due is not None and plan.ack_seq is not None and now >= plan.ack_due
 
 
 def due_escalation(plan: Plan, now: float) -> int | None:
