@@ -1,4 +1,4 @@
-"""Runbook HTTP actions rendered from an incident event."""
+"""Runbook actions rendered from an incident event, escaped per action."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from typing import Any
 import pytest
 from factories import make_event
 
-from handlers.http_action import render_request, template_fields
-from schemas.config import HttpAction
+from schemas.records import IncidentEvent
+from schemas.runbooks import HttpAction, ShellAction
+from streams.runbooks.render import (
+    REDACTED,
+    TemplateError,
+    render_action,
+    render_http,
+    render_template,
+    template_fields,
+)
 
 LABELS = {"service": "trainer", "job": "team a/job 7", "zone": "a&b=c#d"}
 
@@ -23,6 +31,10 @@ def action(**overrides: Any) -> HttpAction:
     }
     fields.update(overrides)
     return HttpAction(**fields)
+
+
+def render_request(http: HttpAction, event: IncidentEvent) -> dict[str, Any]:
+    return render_http(http, template_fields(event))
 
 
 def render(**overrides: Any) -> dict[str, Any]:
@@ -91,7 +103,7 @@ def test_header_with_line_break_rejected() -> None:
         url="http://127.0.0.1:8081/restart", headers={"X-Title": "{title}"}, body=None
     )
 
-    with pytest.raises(ValueError, match="header 'X-Title' would contain a line"):
+    with pytest.raises(TemplateError, match="line break in a header"):
         render_request(header_action, event)
 
 
@@ -113,4 +125,78 @@ def test_template_fields_include_labels_and_incident() -> None:
         "severity": "high",
         "rule": "cpu_high",
         "title": "CPU above 90 %",
+    }
+
+
+def shell(*argv: str, **overrides: Any) -> ShellAction:
+    return ShellAction(type="shell", argv=list(argv), **overrides)
+
+
+def render_shell_event(action: ShellAction, labels: dict[str, str]) -> Any:
+    return render_action(action, template_fields(make_event(labels=labels)))
+
+
+def test_shell_value_stays_one_argument() -> None:
+    rendered = render_shell_event(
+        shell("/bin/echo", "{labels.host}"), {"host": "web-1; rm -rf /"}
+    )
+
+    assert rendered["argv"] == ["/bin/echo", "web-1; rm -rf /"]
+
+
+def test_shell_value_with_spaces_not_split() -> None:
+    rendered = render_shell_event(
+        shell("/bin/echo", "--host={labels.host}"), {"host": "a b  c"}
+    )
+
+    assert rendered["argv"] == ["/bin/echo", "--host=a b  c"]
+
+
+def test_shell_value_cannot_become_option() -> None:
+    with pytest.raises(TemplateError, match="would be read as an option"):
+        render_shell_event(shell("/bin/echo", "{labels.host}"), {"host": "--all"})
+
+
+def test_shell_literal_option_prefix_allowed() -> None:
+    rendered = render_shell_event(
+        shell("/bin/echo", "--name={labels.host}"), {"host": "-x"}
+    )
+
+    assert rendered["argv"] == ["/bin/echo", "--name=-x"]
+
+
+def test_shell_nul_rejected() -> None:
+    with pytest.raises(TemplateError, match="NUL"):
+        render_shell_event(shell("/bin/echo", "{labels.host}"), {"host": "a\x00b"})
+
+
+def test_shell_env_rendered() -> None:
+    action = shell("/bin/env", env={"HOST": "{labels.host}"}, cwd="/tmp")
+
+    rendered = render_shell_event(action, {"host": "h1"})
+
+    assert rendered["env"] == {"HOST": "h1"}
+    assert rendered["cwd"] == "/tmp"
+
+
+def test_format_spec_rejected() -> None:
+    with pytest.raises(TemplateError, match="format spec"):
+        render_template("{title!r}", {"title": "x"})
+
+
+def test_attribute_access_is_unknown_field() -> None:
+    with pytest.raises(TemplateError, match="unknown template field"):
+        render_template("{title.__class__}", {"title": "x"})
+
+
+def test_secret_redacted_in_audit_render() -> None:
+    http = action(
+        url="http://127.0.0.1:8081/restart",
+        headers={"Authorization": "Bearer {secrets.token}"},
+        body=None,
+    )
+    fields = {**template_fields(make_event()), "secrets.token": REDACTED}
+
+    assert render_http(http, fields)["headers"] == {
+        "Authorization": f"Bearer {REDACTED}"
     }
