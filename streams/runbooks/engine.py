@@ -84,20 +84,23 @@ def admit(
     The rate limit counts admitted runs whose start lies within the window.
     The circuit breaker opens after the configured number of consecutive
     failures and lets one trial run through once `cooldown` has passed
-    since the last failure. The owner is notified only on the first denial
-    after an admitted run, so a run of denials notifies once.
+    since the last failure. The owner is notified of a denial unless an
+    earlier denial for the same reason lies within one window (or one
+    cooldown) of it. Incidents on several partitions arrive out of event
+    time order, so that distance is measured both ways.
     """
     runs = sorted(
         (r for r in history if r.runbook == runbook.name and r.target == target),
         key=lambda r: r.started_s,
     )
     admitted = [r for r in runs if r.status not in DENIED]
-    first_denial = not runs or runs[-1].status not in DENIED
     safety = runbook.safety
 
     breaker = _breaker_reason(runbook, admitted, now_s)
     if breaker is not None:
-        return Admission(False, breaker, "circuit_open", first_denial)
+        cooldown_s = safety.circuit_breaker.cooldown.total_seconds()
+        notify = _first_denial(runs, "circuit_open", now_s, cooldown_s)
+        return Admission(False, breaker, "circuit_open", notify)
 
     window_s = safety.rate_limit.window.total_seconds()
     recent = [r for r in admitted if r.started_s > now_s - window_s]
@@ -106,8 +109,17 @@ def admit(
             f"rate limit reached: {len(recent)} runs on target {target!r} within "
             f"{window_s:g} s, maximum {safety.rate_limit.max_runs}"
         )
-        return Admission(False, reason, "rate_limited", first_denial)
+        notify = _first_denial(runs, "rate_limited", now_s, window_s)
+        return Admission(False, reason, "rate_limited", notify)
     return Admission(True)
+
+
+def _first_denial(
+    runs: list[RunSummary], status: str, now_s: float, span_s: float
+) -> bool:
+    return not any(
+        r.status == status and abs(now_s - r.started_s) < span_s for r in runs
+    )
 
 
 def _breaker_reason(

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -96,6 +96,13 @@ class Run:
             approved_by=self.approved_by,
             deadline=self.deadline,
         )
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A bounded wait that reached its deadline; `by` names the clock."""
+
+    by: str
 
 
 class Runner:
@@ -339,9 +346,10 @@ class Runner:
             result = await self._bounded(
                 self._act(run, step, rendered), timeout_s, run.event
             )
-            if result is None:
+            if isinstance(result, Stopped):
                 entry.update(
                     status="timed_out",
+                    stopped_by=result.by,
                     error=f"step timed out after {timeout_s:g} s and was stopped",
                 )
             else:
@@ -382,26 +390,42 @@ class Runner:
 
     async def _bounded(
         self, work: Awaitable[dict[str, Any]], timeout_s: float, event: IncidentEvent
-    ) -> dict[str, Any] | None:
+    ) -> dict[str, Any] | Stopped:
         """Await `work` until the pipeline clock passes `timeout_s`, else cancel it.
 
-        The wall clock bounds the wait too, so a replay clock that stops
-        advancing cannot keep a step alive past its timeout in real time.
+        Returns Stopped when `work` was cancelled. The wall clock bounds the
+        wait too, so a replay clock that stops advancing cannot keep a step
+        alive past its timeout in real time.
         """
         task = asyncio.ensure_future(work)
-        clock = self.pipeline.clock
-        clock_deadline = clock.stamp(event.at).timestamp() + timeout_s
+        clock_deadline = self.clock_s(event) + timeout_s
         wall_deadline = time.monotonic() + timeout_s
         while True:
             done, _ = await asyncio.wait({task}, timeout=POLL_S)
             if done:
                 return task.result()
-            now = clock.stamp(event.at).timestamp()
-            if now >= clock_deadline or time.monotonic() >= wall_deadline:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                return None
+            by_clock = self.clock_s(event) >= clock_deadline
+            if by_clock or time.monotonic() >= wall_deadline:
+                break
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        stopped = Stopped("pipeline clock" if by_clock else "wall clock")
+        log.info(
+            "runbook wait stopped by the %s after %g s incident_id=%s",
+            stopped.by,
+            timeout_s,
+            event.incident_id,
+        )
+        return stopped
+
+    def clock_s(self, event: IncidentEvent) -> float:
+        """Return the pipeline time in Unix seconds, never before `event`.
+
+        A replay clock reads the newest event time observed, so it moves
+        only as telemetry arrives.
+        """
+        return max(event.at.timestamp(), self.pipeline.clock.timestamp())
 
     async def _sleep_on_clock(self, run: Run, delay_s: float) -> None:
         async def never() -> dict[str, Any]:
@@ -417,7 +441,7 @@ class Runner:
             return {"status": "succeeded", "approved_by": run.approved_by}
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.approvals[run.run_id] = future
-        now = self.now(run.event)
+        now = datetime.fromtimestamp(self.clock_s(run.event), UTC)
         if run.deadline is None:
             run.deadline = now + action.ttl
         run.status = "awaiting_approval"
@@ -431,7 +455,7 @@ class Runner:
         result = await self._bounded(approved(), remaining_s, run.event)
         self.approvals.pop(run.run_id, None)
         run.deadline = None
-        if result is None:
+        if isinstance(result, Stopped):
             ttl_s = action.ttl.total_seconds()
             return {"status": "expired", "error": f"no approval within {ttl_s:g} s"}
         run.approved_by = result["approved_by"]

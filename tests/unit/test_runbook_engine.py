@@ -243,3 +243,23 @@ def test_wait_ends_on_incident_resolve() -> None:
     event = make_event(kind=EventKind.RESOLVED)
 
     assert waits_end("incident_resolved", None, event)
+
+
+def test_rate_limit_notifies_once_out_of_order() -> None:
+    history = [run(0, "succeeded"), run(10, "succeeded"), run(90, "succeeded")]
+    history.append(run(20, "rate_limited"))
+
+    decision = admit(runbook(), "h1", history, 30)
+
+    assert decision.status == "rate_limited"
+    assert not decision.notify_owner
+
+
+def test_rate_limit_notifies_again_next_window() -> None:
+    history = [run(4000, "succeeded"), run(4010, "succeeded"), run(4020, "succeeded")]
+    history.append(run(20, "rate_limited"))
+
+    decision = admit(runbook(), "h1", history, 4030)
+
+    assert decision.status == "rate_limited"
+    assert decision.notify_owner
