@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from schemas.config import ConfigError, load_config
 from tocsin import client
+from tocsin.runbook_cli import runbook
 from tocsin.settings import DEFAULT_CONFIG
 
 WEB_URL = os.environ.get("TOCSIN_WEB_URL", "http://127.0.0.1:6066")
@@ -293,6 +294,9 @@ def config_check(path: Path) -> None:
         f"{path}: valid: {rules} rules, {len(loaded.policies)} policies, "
         f"{len(loaded.receivers)} receivers, {len(loaded.runbooks)} runbooks"
     )
+
+
+main.add_command(runbook)
 
 
 if __name__ == "__main__":

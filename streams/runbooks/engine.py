@@ -33,14 +33,25 @@ FAILURES = frozenset({"failed", "timed_out", "interrupted"})
 
 def trigger_matches(runbook: Runbook, event: IncidentEvent) -> bool:
     """Return whether `event` starts a run of `runbook`."""
+    return not trigger_mismatches(runbook, event)
+
+
+def trigger_mismatches(runbook: Runbook, event: IncidentEvent) -> list[str]:
+    """List each matcher of the runbook's trigger that `event` does not meet."""
     trigger = runbook.trigger
+    problems = []
     if str(event.kind) not in trigger.on:
-        return False
-    if any(event.labels.get(k) != v for k, v in trigger.labels.items()):
-        return False
+        problems.append(f"transition {event.kind} is not in on: {trigger.on}")
+    for name, value in trigger.labels.items():
+        if event.labels.get(name) != value:
+            found = event.labels.get(name)
+            problems.append(f"label {name}={found!r} is not {value!r}")
     if trigger.severity and event.severity not in trigger.severity:
-        return False
-    return not trigger.rules or event.rule in trigger.rules
+        allowed = [str(s) for s in trigger.severity]
+        problems.append(f"severity {event.severity} is not in {allowed}")
+    if trigger.rules and event.rule not in trigger.rules:
+        problems.append(f"rule {event.rule!r} is not in {trigger.rules}")
+    return problems
 
 
 def target_of(safety: Safety, labels: dict[str, str]) -> str:
