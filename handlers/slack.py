@@ -80,6 +80,38 @@ def _button(label: str, action_id: str, incident_id: str) -> dict[str, Any]:
     }
 
 
+def _mrkdwn_escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn reads as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def approval_blocks(notification: Notification) -> list[dict[str, Any]]:
+    """Render a runbook approval request with its Approve button, if it is one."""
+    details = notification.event.details
+    run_id = details.get("approval_run_id")
+    if not isinstance(run_id, str):
+        return []
+    message = _mrkdwn_escape(str(details.get("message", "")))
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Approve"},
+        "style": "primary",
+        "action_id": "tocsin_runbook_approve",
+        "value": run_id,
+    }
+    return [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _cut(message, SECTION_TEXT_MAX)},
+        },
+        {
+            "type": "actions",
+            "block_id": "tocsin_runbook_approval",
+            "elements": [button],
+        },
+    ]
+
+
 def transition_text(notification: Notification) -> str:
     event = notification.event
     return f"{event.kind} by {event.actor} at {event.at:%Y-%m-%d %H:%M:%S %Z}"
@@ -121,6 +153,7 @@ class SlackReceiver:
     ) -> dict[str, Any]:
         text = f"{notification.event.title} ({notification.event.state})"
         blocks = incident_blocks(notification)
+        approval = approval_blocks(notification)
         ts = state.get("ts")
         channel = state.get("channel", self.channel)
         if ts is None:
@@ -128,18 +161,18 @@ class SlackReceiver:
                 self._client.chat_postMessage,
                 channel=self.channel,
                 text=text,
-                blocks=blocks,
+                blocks=blocks + approval,
             )
             return {"ts": response["ts"], "channel": response["channel"]}
         await self._call(
             self._client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks
         )
         if notification.event.kind is not EventKind.OPENED:
+            reply: dict[str, Any] = {"text": transition_text(notification)}
+            if approval:
+                reply["blocks"] = approval
             await self._call(
-                self._client.chat_postMessage,
-                channel=channel,
-                thread_ts=ts,
-                text=transition_text(notification),
+                self._client.chat_postMessage, channel=channel, thread_ts=ts, **reply
             )
         return state
 

@@ -281,5 +281,8 @@ class RunbookApproval(Record):
     run_id: str
     group_key: str
     approver: str = Field(min_length=1, max_length=200)
+    user_id: str | None = Field(
+        default=None, description="the approver's Slack user id, for Slack approvals"
+    )
     source: Literal["http", "slack", "cli"]
     at: AwareDatetime

@@ -16,7 +16,9 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from fakes.server import FakeServer
+from fakes.slack import FakeSlack
 from harness import Worker, WorkerFactory, group_caught_up, wait_for
+from test_slack_buttons import post_press, press_body, signed_headers
 
 from schemas.records import MetricBatch, MetricSample
 from streams import topics
@@ -378,8 +380,15 @@ def test_approval_over_http_continues_run(
         return found if found and found["status"] == "succeeded" else None
 
     done = wait_for(succeeded, WAIT_S, "approved run finished")
+    rejected = [
+        event["details"]
+        for event in timeline(worker, done["incident_id"])
+        if event["details"].get("approval") == "rejected"
+    ]
     assert done["approved_by"] == "alice"
     assert len(target.requests) == 1
+    assert [r["approver"] for r in rejected] == ["mallory"]
+    assert "'mallory' is not an approver" in rejected[0]["reason"]
 
 
 def test_shell_label_stays_one_argument(workers: WorkerFactory, tmp_path: Path) -> None:
@@ -411,3 +420,45 @@ def test_shell_label_stays_one_argument(workers: WorkerFactory, tmp_path: Path) 
     assert not canary.exists()
     assert run["steps"][0]["exit_code"] == 0
     assert run["steps"][0]["input"]["argv"][-1] == hostile
+
+
+def approve_button(slack: FakeSlack) -> dict[str, Any] | None:
+    """Return the Approve button of the first Slack message that has one."""
+    for message in slack.messages:
+        for block in message["blocks"] or []:
+            for element in block.get("elements", []):
+                if element.get("action_id") == "tocsin_runbook_approve":
+                    found: dict[str, Any] = element
+                    return found
+    return None
+
+
+def test_approval_from_slack_continues_run(
+    workers: WorkerFactory,
+    target: ActionTarget,
+    vendors: tuple[FakeSlack, Any, dict[str, str]],
+) -> None:
+    slack, _, env = vendors
+    config = base_config(approval_runbook(target))
+    config["receivers"]["owner"] = {"type": "slack", "channel": "#web"}
+    secret = "runbook-test-signing-secret"
+    worker = workers.start(
+        workers.write_config(config), {**env, "TOCSIN_SLACK_SIGNING_SECRET": secret}
+    )
+    labels = {"runbook": "restart", "host": "h1"}
+    send_metric(worker, "h1/cpu", labels, 99.0, T0)
+    run = wait_for(lambda: awaiting(worker, labels), WAIT_S, "approval pending")
+    button = wait_for(lambda: approve_button(slack), WAIT_S, "Approve button posted")
+    assert button["value"] == run["run_id"]
+
+    body = press_body("tocsin_runbook_approve", button["value"], "alice")
+    status, _ = post_press(worker, body, signed_headers(body, secret))
+    assert status == 200
+
+    def succeeded() -> Any:
+        found = run_for(worker, labels)
+        return found if found and found["status"] == "succeeded" else None
+
+    done = wait_for(succeeded, WAIT_S, "approved run finished")
+    assert done["approved_by"] == "alice"
+    assert len(target.requests) == 1

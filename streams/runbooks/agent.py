@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from schemas.records import IncidentEvent, RunbookRun
+from schemas.records import Command, CommandKind, EventKind, IncidentEvent, RunbookRun
 from schemas.runbooks import ApprovalAction, Runbook, RunbookApproval
 from streams import topics
 from streams.runbooks.engine import (
@@ -79,7 +79,7 @@ def register(pipeline: Pipeline) -> None:
                 "runbooks", event, RunbookApproval.model_validate_json
             )
             if approval is not None:
-                _apply_approval(pipeline, runner, states, by_name, approval)
+                await _apply_approval(pipeline, runner, states, by_name, approval)
 
     async def recover() -> None:
         await _recover(pipeline, runner, states, triggers, by_name)
@@ -144,7 +144,7 @@ async def _claim(
     runner.start(run)
 
 
-def _apply_approval(
+async def _apply_approval(
     pipeline: Pipeline,
     runner: Runner,
     states: faust.Table[str, Any],
@@ -161,6 +161,8 @@ def _apply_approval(
             approval.approver,
             problem,
         )
+        if stored is not None:
+            await _record_rejection(pipeline, stored, approval, problem)
         return
     log.info(
         "runbook approval accepted run_id=%s approver=%s",
@@ -170,6 +172,33 @@ def _apply_approval(
     if stored is not None and not runner.approve(approval.run_id, approval.approver):
         # The run resumes after a restart and finds the approval stored.
         states[approval.run_id] = {**stored, "approved_by": approval.approver}
+
+
+async def _record_rejection(
+    pipeline: Pipeline,
+    stored: dict[str, Any],
+    approval: RunbookApproval,
+    problem: str,
+) -> None:
+    """Put a rejected approval on the incident's timeline, for the audit."""
+    command = Command(
+        command_id=f"{approval.run_id}:approval:{approval.approval_id}",
+        kind=CommandKind.RECORD,
+        incident_id=stored["incident_id"],
+        actor=approval.approver,
+        source="runbook",
+        at=pipeline.clock.now(),
+        event_kind=EventKind.RUNBOOK_STEP,
+        details={
+            "run_id": approval.run_id,
+            "runbook": stored["runbook"],
+            "approval": "rejected",
+            "approver": approval.approver,
+            "via": approval.source,
+            "reason": problem,
+        },
+    )
+    await pipeline.publish(topics.COMMANDS, approval.group_key, command)
 
 
 def _approval_problem(
@@ -185,7 +214,9 @@ def _approval_problem(
     action = pending_approval(stored, by_name)
     if action is None:
         return "the run's approval step is no longer in the configuration"
-    if approval.approver not in action.approvers:
+    if approval.approver not in action.approvers and (
+        approval.user_id not in action.approvers
+    ):
         return f"{approval.approver!r} is not an approver; allowed: {action.approvers}"
     deadline = RunbookRun.model_validate(stored).deadline
     if deadline is not None and pipeline.clock.now() >= deadline:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from schemas.records import EventKind, IncidentEvent
+from schemas.records import EventKind, IncidentEvent, group_key_of
 from schemas.runbooks import Runbook, Safety, Step
 
 # Statuses after which a run does nothing more.
@@ -64,6 +64,19 @@ def target_of(safety: Safety, labels: dict[str, str]) -> str:
 def run_id_of(event: IncidentEvent, runbook: str) -> str:
     """Return the id of the run an incident event causes; redeliveries share it."""
     return f"{event.idempotency_key}:{runbook}"
+
+
+def group_key_of_run(run_id: str) -> str:
+    """Return the group key of a run id (`<incident id>:<seq>:<runbook>`).
+
+    Raises ValueError naming the value when it is not a run id.
+    """
+    parts = run_id.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2]:
+        raise ValueError(
+            f"invalid run id {run_id!r}: expected <incident id>:<seq>:<runbook>"
+        )
+    return group_key_of(parts[0])
 
 
 @dataclass(frozen=True)

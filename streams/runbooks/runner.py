@@ -194,12 +194,19 @@ class Runner:
             },
         )
 
-    async def notify(self, run: Run, receivers: list[str], message: str) -> None:
+    async def notify(
+        self,
+        run: Run,
+        receivers: list[str],
+        message: str,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         """Send `message` about the run's incident to `receivers`."""
         details = {
             "runbook": run.runbook.name,
             "run_id": run.run_id,
             "message": message,
+            **(extra or {}),
         }
         event = run.event.model_copy(
             update={"kind": EventKind.RUNBOOK_FINISHED, "details": details}
@@ -446,7 +453,10 @@ class Runner:
             run.deadline = now + action.ttl
         run.status = "awaiting_approval"
         await self.publish_state(run)
-        await self.notify(run, run.runbook.owner_receivers, rendered["message"])
+        request = {"approval_run_id": run.run_id, "approvers": action.approvers}
+        await self.notify(
+            run, run.runbook.owner_receivers, rendered["message"], request
+        )
 
         async def approved() -> dict[str, Any]:
             return {"approved_by": await future}
