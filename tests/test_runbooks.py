@@ -462,3 +462,82 @@ def test_approval_from_slack_continues_run(
     done = wait_for(succeeded, WAIT_S, "approved run finished")
     assert done["approved_by"] == "alice"
     assert len(target.requests) == 1
+
+
+# Appends a line to its starts file, then hangs, so a test counts its starts.
+COUNT_AND_HANG = """
+import os, sys, time
+with open(sys.argv[1], "a") as f:
+    f.write("started\\n")
+with open(sys.argv[2], "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(600)
+"""
+
+
+def test_restart_interrupts_running_step(
+    workers: WorkerFactory, tmp_path: Path
+) -> None:
+    starts = tmp_path / "starts"
+    group = tmp_path / "group.pid"
+    step = {
+        "name": "restart",
+        "retries": 3,
+        "retry_delay": "1s",
+        "action": {
+            "type": "shell",
+            "argv": [PYTHON, "-c", COUNT_AND_HANG, str(starts), str(group)],
+        },
+    }
+    config = workers.write_config(
+        base_config({"steps": [step]}, shell_allowlist=[PYTHON])
+    )
+    worker = workers.start(config)
+    labels = {"runbook": "restart", "host": "h1"}
+    try:
+        send_metric(worker, "h1/cpu", labels, 99.0, T0)
+        wait_for(lambda: group.is_file() and group.read_text(), WAIT_S, "step started")
+        wait_for(
+            lambda: (run_for(worker, labels) or {}).get("status") == "running",
+            WAIT_S,
+            "run stored as running",
+        )
+        worker.kill()
+        restarted = workers.start(config)
+
+        def interrupted() -> Any:
+            run = run_for(restarted, labels)
+            return run if run and run["status"] == "interrupted" else None
+
+        run = wait_for(interrupted, WAIT_S, "run interrupted after restart")
+        finished = finished_runs(restarted, run["incident_id"])
+    finally:
+        kill_quietly(group)
+    assert "effect is unknown" in run["reason"]
+    assert starts.read_text().splitlines() == ["started"]
+    assert [f["status"] for f in finished] == ["interrupted"]
+
+
+def test_restart_resumes_pending_approval(
+    workers: WorkerFactory, target: ActionTarget
+) -> None:
+    config = workers.write_config(base_config(approval_runbook(target)))
+    worker = workers.start(config)
+    labels = {"runbook": "restart", "host": "h1"}
+    send_metric(worker, "h1/cpu", labels, 99.0, T0)
+    run = wait_for(lambda: awaiting(worker, labels), WAIT_S, "approval pending")
+    worker.kill()
+    restarted = workers.start(config)
+    wait_for(lambda: awaiting(restarted, labels), WAIT_S, "approval still pending")
+
+    restarted.post(f"/runbooks/runs/{run['run_id']}/approve", {"approver": "alice"})
+
+    def succeeded() -> Any:
+        found = run_for(restarted, labels)
+        return found if found and found["status"] == "succeeded" else None
+
+    done = wait_for(succeeded, WAIT_S, "resumed run finished")
+    steps = [(s["step"], s["status"]) for s in done["steps"]]
+    assert done["approved_by"] == "alice"
+    assert steps == [("approve", "succeeded"), ("restart", "succeeded")]
+    assert len(target.requests) == 1
