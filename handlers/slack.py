@@ -114,7 +114,12 @@ def approval_blocks(notification: Notification) -> list[dict[str, Any]]:
 
 def transition_text(notification: Notification) -> str:
     event = notification.event
-    return f"{event.kind} by {event.actor} at {event.at:%Y-%m-%d %H:%M:%S %Z}"
+    text = f"{event.kind} by {event.actor} at {event.at:%Y-%m-%d %H:%M:%S %Z}"
+    message = event.details.get("message")
+    if event.kind is EventKind.RUNBOOK_FINISHED and isinstance(message, str):
+        runbook = event.details.get("runbook", "runbook")
+        text = _mrkdwn_escape(f"{runbook}: {message}")
+    return text
 
 
 class SlackReceiver:

@@ -11,7 +11,7 @@ from schemas.durations import Duration
 from schemas.records import Record, Severity
 from schemas.rules import Strict
 
-# The transitions a runbook may be triggered by.
+# The incident transitions that may start a run.
 TriggerTransition = Literal[
     "opened", "reopened", "escalated", "acknowledged", "resolved"
 ]
@@ -20,22 +20,24 @@ _OPENED_ONLY: list[TriggerTransition] = ["opened"]
 
 
 class Trigger(Strict):
-    """The incidents a runbook runs for; every matcher given must match.
+    """The incidents a runbook runs for. Every matcher given must match.
 
     `labels` entries must equal the incident's labels, `severity` and
-    `rules` list the allowed values, and `on` the transitions that start a
+    `rules` list the allowed values, and `transitions` those that start a
     run (by default the opening only).
     """
 
     labels: dict[str, str] = Field(default_factory=dict)
     severity: list[Severity] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
-    on: list[TriggerTransition] = Field(default_factory=lambda: _OPENED_ONLY.copy())
+    transitions: list[TriggerTransition] = Field(
+        default_factory=lambda: _OPENED_ONLY.copy()
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _reject_bare_labels(cls, data: Any) -> Any:
-        known = {"labels", "severity", "rules", "on"}
+        known = {"labels", "severity", "rules", "transitions"}
         if isinstance(data, dict) and data and not set(data) & known:
             raise ValueError(
                 f"trigger {data!r} has no known matcher; put label matchers under "
@@ -142,8 +144,8 @@ Action = Annotated[
 class Step(Strict):
     """One action with its hard timeout and retries.
 
-    `timeout` counts on the pipeline clock; at its end a program is killed
-    with its children and a request is cancelled. A failed or timed-out
+    `timeout` counts on the pipeline clock. When it passes, a program is
+    killed with its children and a request is cancelled. A failed or timed-out
     attempt is retried `retries` times, `retry_delay` apart.
     """
 
@@ -162,7 +164,7 @@ class Step(Strict):
 
 
 class Verification(Strict):
-    """A final check: success may resolve the incident, failure escalates it."""
+    """A final check: success may resolve the incident, failure notifies the owner."""
 
     step: Step
     resolve_on_success: bool = False
@@ -175,7 +177,7 @@ class RateLimit(Strict):
 
 
 class CircuitBreaker(Strict):
-    """Stop after `max_consecutive_failures`; allow one trial after `cooldown`."""
+    """Stop after `max_consecutive_failures`, then allow one trial after `cooldown`."""
 
     max_consecutive_failures: int = Field(default=3, ge=1, le=1000)
     cooldown: Duration = timedelta(hours=1)
@@ -200,7 +202,7 @@ class Runbook(Strict):
     Runbooks are dry-run until `dry_run: false`: every step is rendered and
     recorded on the timeline, none is executed. `secrets` maps template
     names (`{secrets.NAME}`) to environment variables; their values are
-    redacted in every record. `owner_receivers` are told when the rate
+    redacted in every record. `owner_receivers` are notified when the rate
     limit or the circuit breaker stops the runbook.
     """
 

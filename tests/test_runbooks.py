@@ -27,6 +27,7 @@ from tocsin.replay import publish
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 PYTHON = sys.executable
 WAIT_S = 60
+SECRET_TOKEN = "runbook-secret-token-value"
 
 
 class ActionTarget(FakeServer):
@@ -214,11 +215,13 @@ def test_redelivered_event_runs_once(
         "action": {
             "type": "http",
             "url": target.url + "/hosts/{labels.host}/restart",
+            "headers": {"Authorization": "Bearer {secrets.token}"},
             "expected_status": 202,
         },
     }
-    config = workers.write_config(base_config({"steps": [step]}))
-    worker = workers.start(config)
+    runbook = {"steps": [step], "secrets": {"token": "RUNBOOK_TEST_TOKEN"}}
+    config = workers.write_config(base_config(runbook))
+    worker = workers.start(config, {"RUNBOOK_TEST_TOKEN": SECRET_TOKEN})
     labels = {"runbook": "restart", "host": "h1"}
     send_metric(worker, "h1/cpu", labels, 99.0, T0)
 
@@ -253,9 +256,13 @@ def test_redelivered_event_runs_once(
     )
     incident_runs = [r for r in runs(worker) if r["incident_id"] == incident_id]
     finished = finished_runs(worker, incident_id)
+    recorded = json.dumps([incident_runs, timeline(worker, incident_id)])
     assert len(incident_runs) == 1
     assert len(target.requests) == 1
     assert len(finished) == 1
+    assert target.requests[0].headers["Authorization"] == f"Bearer {SECRET_TOKEN}"
+    assert SECRET_TOKEN not in recorded
+    assert "Bearer [redacted]" in recorded
 
 
 def test_rate_limit_stops_and_notifies_once(

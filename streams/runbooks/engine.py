@@ -40,8 +40,10 @@ def trigger_mismatches(runbook: Runbook, event: IncidentEvent) -> list[str]:
     """List each matcher of the runbook's trigger that `event` does not meet."""
     trigger = runbook.trigger
     problems = []
-    if str(event.kind) not in trigger.on:
-        problems.append(f"transition {event.kind} is not in on: {trigger.on}")
+    if str(event.kind) not in trigger.transitions:
+        problems.append(
+            f"transition {event.kind} is not in transitions: {trigger.transitions}"
+        )
     for name, value in trigger.labels.items():
         if event.labels.get(name) != value:
             found = event.labels.get(name)

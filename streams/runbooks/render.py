@@ -47,10 +47,8 @@ def template_fields(event: IncidentEvent, runbook: str = "") -> dict[str, str]:
     return fields
 
 
-def secret_fields(
-    runbook: Runbook, environ: Mapping[str, str]
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Return the secret fields with their values, and the same fields redacted.
+def secret_fields(runbook: Runbook, environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the runbook's secret fields with their values read from `environ`.
 
     Raises TemplateError naming the variable when one is not set.
     """
@@ -63,7 +61,7 @@ def secret_fields(
                 f"variable {variable} is not set"
             )
         values[f"secrets.{name}"] = value
-    return values, {name: REDACTED for name in values}
+    return values
 
 
 def render_template(

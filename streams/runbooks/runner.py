@@ -45,6 +45,7 @@ from streams import topics
 from streams.keys import encode_key
 from streams.runbooks.engine import Slots, should_retry, waits_end
 from streams.runbooks.render import (
+    REDACTED,
     TemplateError,
     render_action,
     secret_fields,
@@ -239,45 +240,58 @@ class Runner:
             self.approvals.pop(run.run_id, None)
 
     async def _execute_steps(self, run: Run, resume_at: str | None) -> None:
-        runbook = run.runbook
+        if run.runbook.dry_run:
+            await self._render_only(run, self._fields(run, redact=True))
+            return
         try:
-            fields, redacted = self._fields(run)
+            fields = self._fields(run, redact=False)
         except TemplateError as exc:
             await self.finish(run, "failed", str(exc))
             return
-        if runbook.dry_run:
-            await self._render_only(run, redacted)
-            return
+        redacted = self._fields(run, redact=True)
+
         await self._acquire_slot(run)
-        run.status = "running"
-        run.started_at = run.started_at or self.now(run.event)
-        await self.publish_state(run)
-        await self.record(
-            run,
-            EventKind.RUNBOOK_STARTED,
-            {"dry_run": False, "target": run.target, "resumed": resume_at is not None},
-        )
-        steps = runbook.steps
-        if resume_at is not None:
-            names = [step.name for step in steps]
-            steps = steps[names.index(resume_at) :]
-        for step in steps:
+        await self._mark_running(run, resumed=resume_at is not None)
+
+        for step in self._steps_from(run.runbook, resume_at):
             outcome = await self._run_step(run, step, fields, redacted)
             if outcome == "expired":
-                await self.finish(
-                    run, "expired", f"approval step {step.name!r} expired"
-                )
+                reason = f"approval step {step.name!r} expired"
+                await self.finish(run, "expired", reason)
                 return
             if outcome != "succeeded":
                 await self._rollback(run, fields, redacted)
                 await self.finish(run, outcome, f"step {step.name!r} {outcome}")
                 return
+
         await self._verify(run, fields, redacted)
 
-    def _fields(self, run: Run) -> tuple[dict[str, str], dict[str, str]]:
+    def _fields(self, run: Run, redact: bool) -> dict[str, str]:
+        """Return the template fields, with secrets read or redacted.
+
+        Redacted fields read no environment variable, so a dry run needs no
+        secret. Raises TemplateError when a secret's variable is not set.
+        """
         fields = template_fields(run.event, run.runbook.name)
-        secrets, redacted_secrets = secret_fields(run.runbook, os.environ)
-        return {**fields, **secrets}, {**fields, **redacted_secrets}
+        if redact:
+            names = run.runbook.secrets
+            return {**fields, **{f"secrets.{name}": REDACTED for name in names}}
+        return {**fields, **secret_fields(run.runbook, os.environ)}
+
+    async def _mark_running(self, run: Run, resumed: bool) -> None:
+        run.status = "running"
+        run.started_at = run.started_at or self.now(run.event)
+        await self.publish_state(run)
+        details = {"dry_run": False, "target": run.target, "resumed": resumed}
+        await self.record(run, EventKind.RUNBOOK_STARTED, details)
+
+    @staticmethod
+    def _steps_from(runbook: Runbook, resume_at: str | None) -> list[Step]:
+        """Return the main steps, from the one named `resume_at` if given."""
+        if resume_at is None:
+            return list(runbook.steps)
+        names = [step.name for step in runbook.steps]
+        return list(runbook.steps[names.index(resume_at) :])
 
     async def _render_only(self, run: Run, redacted: dict[str, str]) -> None:
         """Render and record every step, execute none (dry-run)."""

@@ -425,17 +425,18 @@ class SlackActions:
         if rejection is not None:
             self._count_rejection(rejection)
             return Reply(401, {"error": rejection.message})
+        publish_approval = self._publish_approval
         try:
             commands = commands_from_body(body, self._now())
             approvals = []
-            if self._publish_approval is not None:
+            if publish_approval is not None:
                 approvals = approvals_from_body(body, self._now())
         except InvalidPayload as exc:
             await self._dead_letter(redact_body(body), str(exc))
             return Reply(400, {"error": str(exc)})
         for approval in approvals:
-            assert self._publish_approval is not None
-            await self._publish_approval(approval)
+            assert publish_approval is not None  # approvals is empty without it
+            await publish_approval(approval)
             log.info(
                 "slack runbook approval accepted run_id=%s approver=%r",
                 approval.run_id,

@@ -106,7 +106,7 @@ def test_transition_option(tmp_path: Path) -> None:
     result = run_test(tmp_path, INCIDENT, "--transition", "escalated")
 
     assert result.exit_code == 1
-    assert "transition escalated is not in on: ['opened']" in result.output
+    assert "transition escalated is not in transitions: ['opened']" in result.output
 
 
 def test_json_output(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_trigger_opened_only_by_default() -> None:
 
 
 def test_trigger_on_escalation() -> None:
-    book = runbook(trigger={"labels": {"team": "ml"}, "on": ["escalated"]})
+    book = runbook(trigger={"labels": {"team": "ml"}, "transitions": ["escalated"]})
     event = make_event(labels={"team": "ml"}, kind=EventKind.ESCALATED)
 
     assert trigger_matches(book, event)

@@ -9,13 +9,14 @@ import pytest
 from factories import make_event
 
 from schemas.records import IncidentEvent
-from schemas.runbooks import HttpAction, ShellAction
+from schemas.runbooks import HttpAction, Runbook, ShellAction
 from streams.runbooks.render import (
     REDACTED,
     TemplateError,
     render_action,
     render_http,
     render_template,
+    secret_fields,
     template_fields,
 )
 
@@ -200,3 +201,35 @@ def test_secret_redacted_in_audit_render() -> None:
     assert render_http(http, fields)["headers"] == {
         "Authorization": f"Bearer {REDACTED}"
     }
+
+
+def secret_runbook() -> Runbook:
+    return Runbook.model_validate(
+        {
+            "name": "restart",
+            "owner": "web",
+            "trigger": {"labels": {"team": "web"}},
+            "secrets": {"token": "RESTART_TOKEN"},
+            "steps": [
+                {
+                    "name": "tell",
+                    "action": {
+                        "type": "notify",
+                        "receivers": ["pager"],
+                        "message": "x",
+                    },
+                }
+            ],
+        }
+    )
+
+
+def test_secret_read_from_environment() -> None:
+    fields = secret_fields(secret_runbook(), {"RESTART_TOKEN": "s3cret"})
+
+    assert fields == {"secrets.token": "s3cret"}
+
+
+def test_missing_secret_names_variable() -> None:
+    with pytest.raises(TemplateError, match="variable RESTART_TOKEN is not set"):
+        secret_fields(secret_runbook(), {})

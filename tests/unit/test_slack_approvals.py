@@ -1,4 +1,4 @@
-"""Runbook approvals from Slack: the Approve button and its interactivity press."""
+"""Runbooks in Slack: the Approve button, its press, and runbook messages."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from factories import T0, make_notification
 from pydantic import SecretStr
 from test_slack_actions import SECRET, form, make_action, make_payload, sign, wall
 
-from handlers.slack import approval_blocks
-from schemas.records import Command
+from handlers.slack import approval_blocks, transition_text
+from schemas.records import Command, EventKind
 from schemas.runbooks import RunbookApproval
 from streams.web.slack_actions import (
     APPROVE_ACTION,
@@ -100,3 +100,12 @@ def test_approval_request_has_button() -> None:
 
 def test_other_notifications_have_no_button() -> None:
     assert approval_blocks(make_notification()) == []
+
+
+def test_runbook_message_in_thread_text() -> None:
+    notification = make_notification(
+        kind=EventKind.RUNBOOK_FINISHED,
+        details={"runbook": "restart", "message": "restarted <web-1>"},
+    )
+
+    assert transition_text(notification) == "restart: restarted &lt;web-1&gt;"
