@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fakes.server import FakeServer
 from fakes.slack import FakeSlack
 from harness import Worker, WorkerFactory, group_caught_up, wait_for
@@ -548,3 +549,115 @@ def test_restart_resumes_pending_approval(
     assert done["approved_by"] == "alice"
     assert steps == [("approve", "succeeded"), ("restart", "succeeded")]
     assert len(target.requests) == 1
+
+
+def test_failed_step_runs_rollback(
+    workers: WorkerFactory, target: ActionTarget
+) -> None:
+    steps = [
+        {
+            "name": "check",
+            "retries": 1,
+            "retry_delay": "1s",
+            # The target accepts POST only, so this GET fails with 405.
+            "action": {"type": "http", "method": "GET", "url": target.url + "/x"},
+        },
+        {
+            "name": "never",
+            "action": {"type": "http", "url": target.url + "/never"},
+        },
+    ]
+    rollback = [
+        {
+            "name": "undo",
+            "action": {
+                "type": "http",
+                "url": target.url + "/undo/{labels.host}",
+                "expected_status": 202,
+            },
+        }
+    ]
+    runbook = {"steps": steps, "rollback": rollback}
+    worker = workers.start(workers.write_config(base_config(runbook)))
+    labels = {"runbook": "restart", "host": "h1"}
+    send_metric(worker, "h1/cpu", labels, 99.0, T0)
+
+    def failed() -> Any:
+        run = run_for(worker, labels)
+        return run if run and run["status"] == "failed" else None
+
+    run = wait_for(failed, WAIT_S, "run failed")
+    steps_run = [(s["step"], s["status"], s.get("http_status")) for s in run["steps"]]
+    paths = [request.path for request in target.requests]
+    assert steps_run == [
+        ("check", "failed", 405),
+        ("check", "failed", 405),
+        ("undo", "succeeded", 202),
+    ]
+    assert paths == ["/x", "/x", "/undo/h1"]
+    assert run["reason"] == "step 'check' failed"
+
+
+def test_publish_then_verify_resolves(workers: WorkerFactory) -> None:
+    steps = [
+        {
+            "name": "announce",
+            "action": {
+                "type": "publish",
+                "topic": "remediations",
+                "value": {"incident": "{incident_id}", "host": "{labels.host}"},
+            },
+        }
+    ]
+    verify = {
+        "step": {
+            "name": "cleared",
+            "timeout": "10m",
+            "action": {"type": "wait", "condition": "alert_resolved"},
+        },
+        "resolve_on_success": True,
+    }
+    runbook = {"steps": steps, "verify": verify}
+    worker = workers.start(workers.write_config(base_config(runbook)))
+    labels = {"runbook": "restart", "host": "h1"}
+    send_metric(worker, "h1/cpu", labels, 99.0, T0)
+
+    def waiting() -> Any:
+        run = run_for(worker, labels)
+        return run if run and run["steps"] else None
+
+    wait_for(waiting, WAIT_S, "published and waiting")
+    send_metric(worker, "h1/cpu", labels, 10.0, T0 + timedelta(minutes=1))
+
+    def resolved() -> Any:
+        incident = next(iter(worker.incidents()), None)
+        return incident if incident and incident["state"] == "resolved" else None
+
+    incident = wait_for(resolved, WAIT_S, "incident resolved by verification")
+    run = run_for(worker, labels)
+    records = asyncio.run(read_topic(worker, "remediations", 1))
+    assert run is not None
+    assert run["status"] == "succeeded"
+    assert [s["step"] for s in run["steps"]] == ["announce", "cleared"]
+    assert incident["resolved_by"] == "restart via runbook"
+    assert records == [{"incident": incident["incident_id"], "host": "h1"}]
+
+
+async def read_topic(worker: Worker, name: str, count: int) -> list[Any]:
+    """Read `count` JSON records from a prefixed topic, bounded in time."""
+    consumer = AIOKafkaConsumer(
+        worker.prefix + name,
+        bootstrap_servers=worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    values: list[Any] = []
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while len(values) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                values += [json.loads(m.value or b"null") for m in messages]
+    finally:
+        await consumer.stop()
+    return values

@@ -9,6 +9,7 @@ event is processed; later changes come back through `runbook-runs`.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from schemas.records import Command, CommandKind, EventKind, IncidentEvent, RunbookRun
@@ -93,9 +94,11 @@ def register(pipeline: Pipeline) -> None:
 
 
 def _history(states: faust.Table[str, Any]) -> list[RunSummary]:
+    # NOTE: every run stays in the table and admission reads them all, so
+    # a worker with many thousands of runs spends time here on each claim.
     summaries = []
     for run_id, stored in states.items():
-        started = RunbookRun.model_validate(stored).started_at.timestamp()
+        started = datetime.fromisoformat(stored["started_at"]).timestamp()
         summaries.append(
             RunSummary(
                 run_id, stored["runbook"], stored["target"], started, stored["status"]
@@ -258,7 +261,14 @@ async def _recover(
     triggers: faust.Table[str, Any],
     by_name: dict[str, Runbook],
 ) -> None:
-    """Resume or interrupt the unfinished runs no task of this worker owns."""
+    """Resume or interrupt the unfinished runs no task of this worker owns.
+
+    It waits for table recovery, because a half-recovered table can show a
+    run as running whose terminal record is not replayed yet.
+    """
+    tables: Any = pipeline.app.tables
+    if not tables.recovery.completed.is_set() or pipeline.app.rebalancing:
+        return
     source = pipeline.settings.topic(topics.INCIDENT_EVENTS.name)
     actives = {
         tp.partition

@@ -64,6 +64,28 @@ def secret_fields(runbook: Runbook, environ: Mapping[str, str]) -> dict[str, str
     return values
 
 
+def secret_values(fields: Mapping[str, str], redacted: Mapping[str, str]) -> list[str]:
+    """Return the values of the fields that `redacted` hides."""
+    return [
+        value
+        for name, value in fields.items()
+        if redacted.get(name) == REDACTED and value and value != REDACTED
+    ]
+
+
+def redact_values(value: Any, secrets: list[str]) -> Any:
+    """Replace every occurrence of a secret inside the strings of a JSON value."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {k: redact_values(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_values(v, secrets) for v in value]
+    return value
+
+
 def render_template(
     template: str,
     fields: Mapping[str, str],

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiokafka.errors import KafkaError
 
 from handlers.http_action import send_request
 from handlers.shell_action import ShellRejected, run_command
@@ -47,8 +48,10 @@ from streams.runbooks.engine import Slots, should_retry, waits_end
 from streams.runbooks.render import (
     REDACTED,
     TemplateError,
+    redact_values,
     render_action,
     secret_fields,
+    secret_values,
     template_fields,
 )
 
@@ -78,6 +81,7 @@ class Run:
     approved_by: str | None = None
     deadline: datetime | None = None
     records: int = 0
+    notices: int = 0
     # Tells the timeline commands of a resumed run from the first ones.
     incarnation: str = "0"
 
@@ -139,12 +143,6 @@ class Runner:
         for action, future in self.waits.get(event.incident_id, []):
             if not future.done() and waits_end(action.condition, action.rule, event):
                 future.set_result(None)
-
-    async def stop(self) -> None:
-        for task in list(self.tasks.values()):
-            task.cancel()
-        if self._session is not None:
-            await self._session.close()
 
     async def publish_state(self, run: Run) -> None:
         await self.pipeline.publish(
@@ -212,10 +210,11 @@ class Runner:
         event = run.event.model_copy(
             update={"kind": EventKind.RUNBOOK_FINISHED, "details": details}
         )
+        run.notices += 1
         for receiver in receivers:
             notification = Notification(
                 notification_id=(
-                    f"{run.run_id}:{run.incarnation}:notify:{run.records}:{receiver}"
+                    f"{run.run_id}:{run.incarnation}:notify:{run.notices}:{receiver}"
                 ),
                 receiver=receiver,
                 event=event,
@@ -335,6 +334,15 @@ class Runner:
             run.steps.append(entry)
             await self.publish_state(run)
             await self.record(run, EventKind.RUNBOOK_STEP, entry)
+            if outcome != "succeeded":
+                log.warning(
+                    "runbook step %s run_id=%s step=%s attempt=%d error=%s",
+                    outcome,
+                    run.run_id,
+                    step.name,
+                    attempt,
+                    entry.get("error"),
+                )
             if not should_retry(step, attempt, outcome):
                 return outcome
             attempt += 1
@@ -374,7 +382,8 @@ class Runner:
                     error=f"step timed out after {timeout_s:g} s and was stopped",
                 )
             else:
-                entry.update(result)
+                # A program or server may echo a secret back in its output.
+                entry.update(redact_values(result, secret_values(fields, redacted)))
         entry.setdefault("duration_s", round(time.monotonic() - started, 3))
         return entry
 
@@ -505,11 +514,15 @@ class Runner:
             key_serializer="raw",
             value_serializer="raw",
         )
-        await topic.maybe_declare()
-        await topic.send(
-            key=encode_key(rendered["key"]),
-            value=json.dumps(rendered["value"]).encode(),
-        )
+        try:
+            await topic.maybe_declare()
+            await topic.send(
+                key=encode_key(rendered["key"]),
+                value=json.dumps(rendered["value"]).encode(),
+            )
+        except KafkaError as exc:
+            error = f"publish to {rendered['topic']} failed: {exc!r}"
+            return {"status": "failed", "topic": rendered["topic"], "error": error}
         return {"status": "succeeded", "topic": rendered["topic"]}
 
     async def _http(self) -> aiohttp.ClientSession:

@@ -13,10 +13,12 @@ from schemas.runbooks import HttpAction, Runbook, ShellAction
 from streams.runbooks.render import (
     REDACTED,
     TemplateError,
+    redact_values,
     render_action,
     render_http,
     render_template,
     secret_fields,
+    secret_values,
     template_fields,
 )
 
@@ -233,3 +235,20 @@ def test_secret_read_from_environment() -> None:
 def test_missing_secret_names_variable() -> None:
     with pytest.raises(TemplateError, match="variable RESTART_TOKEN is not set"):
         secret_fields(secret_runbook(), {})
+
+
+def test_secret_values_listed() -> None:
+    fields = {"title": "x", "secrets.token": "s3cret"}
+    redacted = {"title": "x", "secrets.token": REDACTED}
+
+    assert secret_values(fields, redacted) == ["s3cret"]
+
+
+def test_echoed_secret_redacted_in_output() -> None:
+    output = {"stdout": "token=s3cret\n", "lines": ["s3cret"], "exit_code": 0}
+
+    assert redact_values(output, ["s3cret"]) == {
+        "stdout": f"token={REDACTED}\n",
+        "lines": [REDACTED],
+        "exit_code": 0,
+    }
