@@ -3,7 +3,7 @@
 The program never goes through a shell: argv reaches `execve` as given, so
 a value such as `; rm -rf /` is one literal argument. It starts in its own
 session, so cancelling the step kills its whole process group, children
-included.
+included, unless a child has moved to a session of its own.
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ async def _read_capped(stream: asyncio.StreamReader | None, limit: int) -> bytes
     """Read a stream to its end, keeping the first `limit` bytes only."""
     if stream is None:
         return b""
-    kept = bytearray()
+    head = bytearray()
     while chunk := await stream.read(65_536):
-        if len(kept) < limit:
-            kept += chunk[: limit - len(kept)]
-    return bytes(kept)
+        if len(head) < limit:
+            head += chunk[: limit - len(head)]
+    return bytes(head)
 
 
 async def run_command(

@@ -141,7 +141,7 @@ async def _claim(
         await runner.finish(run, str(admission.status), admission.reason)
         return
     # The claim and the task start with no await between them, so the
-    # recovery timer never sees a claimed run without its task.
+    # recovery timer never finds a claimed run without its task.
     states[run_id] = run.record().model_dump(mode="json")
     triggers[run_id] = {"event": event.model_dump(mode="json"), "partition": partition}
     runner.start(run)

@@ -83,7 +83,7 @@ def group_key_of_run(run_id: str) -> str:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What admission needs to know about an earlier run."""
+    """An earlier run, as far as admission reads it."""
 
     run_id: str
     runbook: str
@@ -179,24 +179,24 @@ def _breaker_reason(
 class Slots:
     """Concurrency slots held by running runs, per runbook and per target."""
 
-    held: dict[str, tuple[str, str]] = field(default_factory=dict)
+    occupied: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def try_acquire(
         self, run_id: str, runbook: str, target: str, safety: Safety
     ) -> bool:
         """Take a slot for `run_id` if both limits allow it; True once taken."""
-        if run_id in self.held:
+        if run_id in self.occupied:
             return True
-        same_runbook = [t for rb, t in self.held.values() if rb == runbook]
+        same_runbook = [t for rb, t in self.occupied.values() if rb == runbook]
         if len(same_runbook) >= safety.max_concurrent:
             return False
         if same_runbook.count(target) >= safety.max_concurrent_per_target:
             return False
-        self.held[run_id] = (runbook, target)
+        self.occupied[run_id] = (runbook, target)
         return True
 
     def release(self, run_id: str) -> None:
-        self.held.pop(run_id, None)
+        self.occupied.pop(run_id, None)
 
 
 def should_retry(step: Step, attempt: int, outcome: str) -> bool:

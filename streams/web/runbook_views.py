@@ -59,11 +59,11 @@ def register(pipeline: Pipeline) -> None:
     # NOTE: like /incidents, this lists the runs of this worker's partitions.
     @app.page("/runbooks/runs")
     async def list_runs(view: web.View, request: web.Request) -> web.Response:
-        wanted = request.query.get("incident_id")
+        incident_id = request.query.get("incident_id")
         rows = [
             run
             for run in runs.values()
-            if wanted is None or run["incident_id"] == wanted
+            if incident_id is None or run["incident_id"] == incident_id
         ]
         rows.sort(key=lambda run: (run["started_at"], run["run_id"]))
         return view.json({"runs": rows})
