@@ -25,6 +25,9 @@ class ConsoleReceiver:
             f"[{self.name}] {event.at:%Y-%m-%d %H:%M:%S} {event.kind.upper()} "
             f"{event.incident_id} {event.severity} {event.service}: {event.title}"
         )
+        message = event.details.get("message")
+        if isinstance(message, str):
+            line += f" ({message})"
         stream = self._stream or sys.stdout
         stream.write(line + "\n")
         stream.flush()

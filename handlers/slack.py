@@ -98,9 +98,46 @@ def _button(label: str, action_id: str, incident_id: str) -> dict[str, Any]:
     }
 
 
+def _mrkdwn_escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn reads as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def approval_blocks(notification: Notification) -> list[dict[str, Any]]:
+    """Render a runbook approval request with its Approve button, if it is one."""
+    details = notification.event.details
+    run_id = details.get("approval_run_id")
+    if not isinstance(run_id, str):
+        return []
+    message = _mrkdwn_escape(str(details.get("message", "")))
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Approve"},
+        "style": "primary",
+        "action_id": "tocsin_runbook_approve",
+        "value": run_id,
+    }
+    return [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _cut(message, SECTION_TEXT_MAX)},
+        },
+        {
+            "type": "actions",
+            "block_id": "tocsin_runbook_approval",
+            "elements": [button],
+        },
+    ]
+
+
 def transition_text(notification: Notification) -> str:
     event = notification.event
-    return f"{event.kind} by {event.actor} at {event.at:%Y-%m-%d %H:%M:%S %Z}"
+    text = f"{event.kind} by {event.actor} at {event.at:%Y-%m-%d %H:%M:%S %Z}"
+    message = event.details.get("message")
+    if event.kind is EventKind.RUNBOOK_FINISHED and isinstance(message, str):
+        runbook = event.details.get("runbook", "runbook")
+        text = _mrkdwn_escape(f"{runbook}: {message}")
+    return text
 
 
 class SlackReceiver:
@@ -156,6 +193,7 @@ class SlackReceiver:
         text = f"{notification.event.title} ({notification.event.state})"
         blocks = incident_blocks(notification)
         key = notification.notification_id
+        approval = approval_blocks(notification)
         ts = state.get("ts")
         channel = state.get("channel") or self._channel_ids.get(
             self.channel, self.channel
@@ -167,7 +205,7 @@ class SlackReceiver:
             if found is not None:
                 return {"ts": found, "channel": channel}
             response = await self._post(
-                key, channel=self.channel, text=text, blocks=blocks
+                key, channel=self.channel, text=text, blocks=blocks + approval
             )
             self._channel_ids[self.channel] = response["channel"]
             return {"ts": response["ts"], "channel": response["channel"]}
@@ -182,12 +220,10 @@ class SlackReceiver:
         if notification.event.kind is not EventKind.OPENED:
             found = await self._find_earlier_post(key, channel, thread_ts=ts)
             if found is None:
-                await self._post(
-                    key,
-                    channel=channel,
-                    thread_ts=ts,
-                    text=transition_text(notification),
-                )
+                reply: dict[str, Any] = {"text": transition_text(notification)}
+                if approval:
+                    reply["blocks"] = approval
+                await self._post(key, channel=channel, thread_ts=ts, **reply)
         return state
 
     async def _post(self, key: str, **kwargs: Any) -> Any:

@@ -10,6 +10,7 @@ import yaml
 from pydantic import (
     Field,
     ValidationError,
+    model_validator,
 )
 
 from schemas.durations import Duration
@@ -25,6 +26,7 @@ from schemas.oncall import (
 )
 from schemas.receivers import EmailReceiver, WebhookReceiver
 from schemas.rules import Rules, Strict
+from schemas.runbooks import Runbook, runbook_problems
 from schemas.silences import InhibitRule, MaintenanceWindow
 
 
@@ -97,30 +99,6 @@ class Route(Strict):
     )
 
 
-class HttpAction(Strict):
-    type: Literal["http"] = "http"
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    url: str = Field(pattern=r"^https?://")
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: dict[str, Any] | None = None
-    expected_status: int = Field(default=200, ge=100, le=599)
-    timeout: Duration = timedelta(seconds=10)
-
-
-class Runbook(Strict):
-    """An action run when an incident whose labels match `trigger` opens.
-
-    Runbooks are dry-run until `dry_run: false`: the action is rendered and
-    recorded on the timeline, not executed.
-    """
-
-    name: str = Field(min_length=1)
-    trigger: dict[str, str] = Field(min_length=1)
-    dry_run: bool = True
-    owner: str = ""
-    action: HttpAction
-
-
 class Lifecycle(Strict):
     """Reopening and recurrence settings of incidents."""
 
@@ -159,10 +137,20 @@ class Config(Strict):
     users: dict[str, User] = Field(default_factory=dict)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     runbooks: list[Runbook] = Field(default_factory=list)
+    shell_allowlist: list[str] = Field(default_factory=list)
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     targets: Targets = Field(default_factory=Targets)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+
+    @model_validator(mode="after")
+    def _check_runbooks(self) -> Config:
+        problems = runbook_problems(
+            self.runbooks, set(self.receivers), self.shell_allowlist
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def route_for(self, labels: dict[str, str]) -> tuple[int, Route] | None:
         """Return the first route whose `match` the labels satisfy, with its index."""

@@ -143,6 +143,8 @@ class EventKind(StrEnum):
     MUTED = "muted"
     UNMUTED = "unmuted"
     ACK_TIMED_OUT = "ack_timed_out"
+    RUNBOOK_STARTED = "runbook_started"
+    RUNBOOK_STEP = "runbook_step"
 
 
 class IncidentEvent(Record):
@@ -253,17 +255,44 @@ class DeliveryResult(Record):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+RunStatus = Literal[
+    "succeeded",
+    "failed",
+    "rendered",
+    "queued",
+    "running",
+    "awaiting_approval",
+    "timed_out",
+    "expired",
+    "rate_limited",
+    "circuit_open",
+    "interrupted",
+]
+
+
 class RunbookRun(Record):
-    """One run of a runbook against an incident, with each step's result."""
+    """One run of a runbook against an incident, with each step's result.
+
+    A run is published at every change of its status; the last record of a
+    `run_id` is its current state. `finished_at` is None while it runs.
+    Rendered inputs in `steps` have their secrets redacted.
+    """
 
     run_id: str
     runbook: str
     incident_id: str
     dry_run: bool
-    status: Literal["succeeded", "failed", "rendered"]
+    status: RunStatus
     started_at: AwareDatetime
-    finished_at: AwareDatetime
+    finished_at: AwareDatetime | None
     steps: list[dict[str, Any]]
+    group_key: str = ""
+    target: str = ""
+    reason: str | None = None
+    approved_by: str | None = None
+    deadline: AwareDatetime | None = Field(
+        default=None, description="when a pending approval expires"
+    )
 
 
 class ResponseSample(Record):

@@ -100,6 +100,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
         intake,
         oncall_views,
         pagerduty_webhooks,
+        runbook_views,
         silences_views,
         slack_actions,
     )
@@ -117,6 +118,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     web.register(pipeline)
     intake.register(pipeline)
     silences_views.register(pipeline)
+    runbook_views.register(pipeline)
     slack_actions.register(pipeline)
     pagerduty_webhooks.register(pipeline)
     oncall_views.register(pipeline)

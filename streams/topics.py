@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from schemas import records
+from schemas.runbooks import RunbookApproval
 from schemas.silences import SilenceCommand
 
 
@@ -35,6 +36,7 @@ DELIVERIES = TopicSpec("deliveries", "group key", records.DeliveryResult)
 NOTIFICATIONS_DEAD = TopicSpec(
     "notifications.deadletter", "group key", records.FailedNotification
 )
+RUNBOOK_APPROVALS = TopicSpec("runbook-approvals", "group key", RunbookApproval)
 RUNBOOK_RUNS = TopicSpec("runbook-runs", "group key", records.RunbookRun)
 RESPONSE_SAMPLES = TopicSpec("response-samples", "service", records.ResponseSample)
 DEAD_LETTER = TopicSpec("deadletter", "source key", records.DeadLetter)
@@ -50,6 +52,7 @@ ALL = (
     NOTIFICATIONS,
     DELIVERIES,
     NOTIFICATIONS_DEAD,
+    RUNBOOK_APPROVALS,
     RUNBOOK_RUNS,
     RESPONSE_SAMPLES,
     DEAD_LETTER,

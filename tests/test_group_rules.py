@@ -125,15 +125,20 @@ def test_duplicate_alerts_open_one_ticket(workers: WorkerFactory) -> None:
         config["runbooks"] = [
             {
                 "name": "open-ticket",
-                "trigger": {"alertname": "NodeDown"},
+                "trigger": {"labels": {"alertname": "NodeDown"}},
                 "dry_run": False,
-                "action": {
-                    "type": "http",
-                    "method": "POST",
-                    "url": tickets.url + "/services/{service}/restart",
-                    "body": {"incident": "{incident_id}"},
-                    "expected_status": 202,
-                },
+                "steps": [
+                    {
+                        "name": "ticket",
+                        "action": {
+                            "type": "http",
+                            "method": "POST",
+                            "url": tickets.url + "/services/{service}/restart",
+                            "body": {"incident": "{incident_id}"},
+                            "expected_status": 202,
+                        },
+                    }
+                ],
             }
         ]
         worker = workers.start(workers.write_config(config))

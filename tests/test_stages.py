@@ -202,14 +202,16 @@ def test_runbook_runs_live_and_dry(workers: WorkerFactory) -> None:
                 "runbooks": [
                     {
                         "name": "restart-live",
-                        "trigger": {"runbook": "restart"},
+                        "owner": "web",
+                        "trigger": {"labels": {"runbook": "restart"}},
                         "dry_run": False,
-                        "action": action,
+                        "steps": [{"name": "restart", "action": action}],
                     },
                     {
                         "name": "restart-dry",
-                        "trigger": {"runbook": "restart"},
-                        "action": action,
+                        "owner": "web",
+                        "trigger": {"labels": {"runbook": "restart"}},
+                        "steps": [{"name": "restart", "action": action}],
                     },
                 ],
             }
@@ -233,7 +235,7 @@ def test_runbook_runs_live_and_dry(workers: WorkerFactory) -> None:
         target_url = target.url
     assert len(requests) == 1
     assert requests[0].path == "/services/web api/restart"
-    rendered = runs["restart-live"]["steps"][0]["request"]["url"]
+    rendered = runs["restart-live"]["steps"][0]["input"]["url"]
     assert rendered == target_url + "/services/web%20api/restart"
     assert requests[0].json()["incident"].endswith("-1")
     assert runs["restart-live"]["status"] == "succeeded"

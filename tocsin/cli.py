@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from schemas.config import ConfigError, load_config
 from tocsin import client
+from tocsin.runbook_cli import runbook
 from tocsin.settings import DEFAULT_CONFIG
 
 WEB_URL = os.environ.get("TOCSIN_WEB_URL", "http://127.0.0.1:6066")
@@ -428,6 +429,9 @@ def config_check(path: Path) -> None:
         f"{len(loaded.receivers)} receivers, {len(loaded.schedules)} schedules, "
         f"{len(loaded.runbooks)} runbooks"
     )
+
+
+main.add_command(runbook)
 
 
 if __name__ == "__main__":

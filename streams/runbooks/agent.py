@@ -1,23 +1,30 @@
-"""faust glue for runbooks: opened incidents in, runbook runs out."""
+"""faust glue for runbooks: timeline and approvals in, runbook runs out.
+
+Run state lives in the `runbook-run-state` table, keyed by run id. A run id
+derives from the triggering event's idempotency key, so a redelivered event
+finds its run and starts nothing. The claim is written while the triggering
+event is processed; later changes come back through `runbook-runs`.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
-from handlers.http_action import render_request, send_request
-from schemas.config import Runbook
-from schemas.records import (
-    Command,
-    CommandKind,
-    EventKind,
-    IncidentEvent,
-    RunbookRun,
-)
+from schemas.records import Command, CommandKind, EventKind, IncidentEvent, RunbookRun
+from schemas.runbooks import ApprovalAction, Runbook, RunbookApproval
 from streams import topics
-from streams.detect.rules import matches
+from streams.runbooks.engine import (
+    TERMINAL,
+    RunSummary,
+    admit,
+    recovery_of,
+    run_id_of,
+    target_of,
+    trigger_matches,
+)
+from streams.runbooks.runner import Run, Runner, from_record
 
 if TYPE_CHECKING:
     import faust
@@ -29,93 +36,285 @@ log = logging.getLogger(__name__)
 
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
-    runs = pipeline.table("runbook-runs-done", default=None)
-    sessions: list[aiohttp.ClientSession] = []
-
-    async def session() -> aiohttp.ClientSession:
-        if not sessions:
-            sessions.append(aiohttp.ClientSession())
-        return sessions[0]
+    states = pipeline.table("runbook-run-state", default=None)
+    triggers = pipeline.table("runbook-run-trigger", default=None)
+    pipeline.tables["runbook-runs"] = states
+    runner = Runner(pipeline)
+    by_name = {runbook.name: runbook for runbook in pipeline.config.runbooks}
 
     async def runbooks(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             incident_event = await pipeline.dead_letters.parse(
                 "runbooks", event, IncidentEvent.model_validate_json
             )
-            if incident_event is None or incident_event.kind is not EventKind.OPENED:
+            if incident_event is None:
                 continue
+            runner.observe(incident_event)
             for runbook in pipeline.config.runbooks:
-                if not matches(runbook.trigger, incident_event.labels):
-                    continue
-                run_key = f"{incident_event.incident_id}:{runbook.name}"
-                if runs.get(run_key) is not None:
-                    continue
-                run = await _run(pipeline, runbook, incident_event, session)
-                runs[run_key] = run.status
-                await _publish(pipeline, incident_event, run)
+                if trigger_matches(runbook, incident_event):
+                    await _claim(
+                        pipeline,
+                        runner,
+                        states,
+                        triggers,
+                        runbook,
+                        incident_event,
+                        event.message.partition,
+                    )
+
+    async def run_states(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            run = await pipeline.dead_letters.parse(
+                "runbooks", event, RunbookRun.model_validate_json
+            )
+            if run is None:
+                continue
+            states[run.run_id] = run.model_dump(mode="json")
+            if run.status in TERMINAL:
+                triggers.pop(run.run_id, None)
+                runner.finishing.discard(run.run_id)
+
+    async def approvals(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            approval = await pipeline.dead_letters.parse(
+                "runbooks", event, RunbookApproval.model_validate_json
+            )
+            if approval is not None:
+                await _apply_approval(pipeline, runner, states, by_name, approval)
+
+    async def recover() -> None:
+        await _recover(pipeline, runner, states, triggers, by_name)
 
     app.agent(pipeline.topic(topics.INCIDENT_EVENTS), name="runbooks")(runbooks)
+    app.agent(pipeline.topic(topics.RUNBOOK_RUNS), name="runbook-states")(run_states)
+    app.agent(pipeline.topic(topics.RUNBOOK_APPROVALS), name="runbook-approvals")(
+        approvals
+    )
+    app.timer(pipeline.settings.tick_interval_s, name="runbook-recovery")(recover)
 
 
-async def _run(
-    pipeline: Pipeline, runbook: Runbook, event: IncidentEvent, session: Any
-) -> RunbookRun:
-    started = pipeline.clock.stamp(event.at)
-    try:
-        request = render_request(runbook.action, event)
-    except ValueError as exc:
-        step: dict[str, Any] = {"action": "http", "status": "failed", "error": str(exc)}
-        return _finish(pipeline, runbook, event, started, "failed", step)
-    step = {"action": "http", "request": request}
-    if runbook.dry_run:
-        step["status"] = "rendered"
-        return _finish(pipeline, runbook, event, started, "rendered", step)
-    step.update(await send_request(await session(), runbook.action, request))
-    return _finish(pipeline, runbook, event, started, step["status"], step)
+def _history(states: faust.Table[str, Any]) -> list[RunSummary]:
+    # NOTE: every run stays in the table and admission reads them all, so
+    # a worker with many thousands of runs spends time here on each claim.
+    summaries = []
+    for run_id, stored in states.items():
+        started = datetime.fromisoformat(stored["started_at"]).timestamp()
+        summaries.append(
+            RunSummary(
+                run_id, stored["runbook"], stored["target"], started, stored["status"]
+            )
+        )
+    return summaries
 
 
-def _finish(
+async def _claim(
     pipeline: Pipeline,
+    runner: Runner,
+    states: faust.Table[str, Any],
+    triggers: faust.Table[str, Any],
     runbook: Runbook,
     event: IncidentEvent,
-    started: Any,
-    status: Any,
-    step: dict[str, Any],
-) -> RunbookRun:
+    partition: int,
+) -> None:
+    """Start a run of `runbook` for `event` unless one exists or a limit stops it."""
+    run_id = run_id_of(event, runbook.name)
+    if states.get(run_id) is not None:
+        log.info("runbook run exists, redelivery skipped run_id=%s", run_id)
+        return
+    target = target_of(runbook.safety, event.labels)
+    run = Run(runbook, event, run_id, target, partition)
+    now = pipeline.clock.stamp(event.at)
+    run.started_at = now
+    admission = admit(runbook, target, _history(states), now.timestamp())
+    if not admission.allowed:
+        run.status = str(admission.status)
+        states[run_id] = run.record().model_dump(mode="json")
+        log.warning(
+            "runbook run denied run_id=%s reason=%s notify_owner=%s",
+            run_id,
+            admission.reason,
+            admission.notify_owner,
+        )
+        if admission.notify_owner:
+            message = f"runbook {runbook.name} stopped: {admission.reason}"
+            await runner.notify(run, runbook.owner_receivers, message)
+        await runner.finish(run, str(admission.status), admission.reason)
+        return
+    # The claim and the task start with no await between them, so the
+    # recovery timer never finds a claimed run without its task.
+    states[run_id] = run.record().model_dump(mode="json")
+    triggers[run_id] = {"event": event.model_dump(mode="json"), "partition": partition}
+    runner.start(run)
+
+
+async def _apply_approval(
+    pipeline: Pipeline,
+    runner: Runner,
+    states: faust.Table[str, Any],
+    by_name: dict[str, Runbook],
+    approval: RunbookApproval,
+) -> None:
+    """Hand a valid approval to its waiting run, or store it for a resumed run."""
+    stored = states.get(approval.run_id)
+    problem = _approval_problem(pipeline, stored, by_name, approval)
+    if problem is not None:
+        log.warning(
+            "runbook approval rejected run_id=%s approver=%s reason=%s",
+            approval.run_id,
+            approval.approver,
+            problem,
+        )
+        if stored is not None:
+            await _record_rejection(pipeline, stored, approval, problem)
+        return
     log.info(
-        "runbook %s runbook=%s incident_id=%s dry_run=%s",
-        status,
-        runbook.name,
-        event.incident_id,
-        runbook.dry_run,
+        "runbook approval accepted run_id=%s approver=%s",
+        approval.run_id,
+        approval.approver,
     )
-    return RunbookRun(
-        run_id=f"{event.incident_id}:{runbook.name}",
-        runbook=runbook.name,
-        incident_id=event.incident_id,
-        dry_run=runbook.dry_run,
-        status=status,
-        started_at=started,
-        finished_at=pipeline.clock.stamp(event.at),
-        steps=[step],
-    )
+    if stored is not None and not runner.approve(approval.run_id, approval.approver):
+        # The run resumes after a restart and finds the approval stored.
+        states[approval.run_id] = {**stored, "approved_by": approval.approver}
 
 
-async def _publish(pipeline: Pipeline, event: IncidentEvent, run: RunbookRun) -> None:
-    await pipeline.publish(topics.RUNBOOK_RUNS, event.group_key, run)
+async def _record_rejection(
+    pipeline: Pipeline,
+    stored: dict[str, Any],
+    approval: RunbookApproval,
+    problem: str,
+) -> None:
+    """Put a rejected approval on the incident's timeline, for the audit."""
     command = Command(
-        command_id=f"{run.run_id}:finished",
+        command_id=f"{approval.run_id}:approval:{approval.approval_id}",
         kind=CommandKind.RECORD,
-        incident_id=event.incident_id,
-        actor=run.runbook,
+        incident_id=stored["incident_id"],
+        actor=approval.approver,
         source="runbook",
-        at=pipeline.clock.stamp(event.at),
-        event_kind=EventKind.RUNBOOK_FINISHED,
+        at=pipeline.clock.now(),
+        event_kind=EventKind.RUNBOOK_STEP,
         details={
-            "runbook": run.runbook,
-            "status": run.status,
-            "dry_run": run.dry_run,
-            "steps": run.steps,
+            "run_id": approval.run_id,
+            "runbook": stored["runbook"],
+            "approval": "rejected",
+            "approver": approval.approver,
+            "via": approval.source,
+            "reason": problem,
         },
     )
-    await pipeline.publish(topics.COMMANDS, event.group_key, command)
+    await pipeline.publish(topics.COMMANDS, approval.group_key, command)
+
+
+def _approval_problem(
+    pipeline: Pipeline,
+    stored: dict[str, Any] | None,
+    by_name: dict[str, Runbook],
+    approval: RunbookApproval,
+) -> str | None:
+    if stored is None:
+        return "no such run"
+    if stored["status"] != "awaiting_approval":
+        return f"the run is {stored['status']}, not awaiting approval"
+    action = pending_approval(stored, by_name)
+    if action is None:
+        return "the run's approval step is no longer in the configuration"
+    if approval.approver not in action.approvers and (
+        approval.user_id not in action.approvers
+    ):
+        return f"{approval.approver!r} is not an approver; allowed: {action.approvers}"
+    deadline = RunbookRun.model_validate(stored).deadline
+    if deadline is not None and pipeline.clock.now() >= deadline:
+        return "the approval expired"
+    return None
+
+
+def pending_approval(
+    stored: dict[str, Any], by_name: dict[str, Runbook]
+) -> ApprovalAction | None:
+    """Return the approval action a run awaiting approval waits on."""
+    runbook = by_name.get(stored["runbook"])
+    if runbook is None:
+        return None
+    name = next_step_name(runbook, stored)
+    for step in runbook.steps:
+        if step.name == name and isinstance(step.action, ApprovalAction):
+            return step.action
+    return None
+
+
+def next_step_name(runbook: Runbook, stored: dict[str, Any]) -> str | None:
+    """Return the first main step without a succeeded entry in the stored run."""
+    done = {
+        entry["step"]
+        for entry in stored.get("steps", [])
+        if entry.get("status") == "succeeded"
+    }
+    for step in runbook.steps:
+        if step.name not in done:
+            return step.name
+    return None
+
+
+async def _recover(
+    pipeline: Pipeline,
+    runner: Runner,
+    states: faust.Table[str, Any],
+    triggers: faust.Table[str, Any],
+    by_name: dict[str, Runbook],
+) -> None:
+    """Resume or interrupt the unfinished runs no task of this worker owns.
+
+    It waits for table recovery, because a half-recovered table can show a
+    run as running whose terminal record is not replayed yet.
+    """
+    tables: Any = pipeline.app.tables
+    if not tables.recovery.completed.is_set() or pipeline.app.rebalancing:
+        return
+    source = pipeline.settings.topic(topics.INCIDENT_EVENTS.name)
+    actives = {
+        tp.partition
+        for tp in pipeline.app.assignor.assigned_actives()
+        if tp.topic == source
+    }
+    for run_id, stored in list(states.items()):
+        if stored["status"] in TERMINAL:
+            continue
+        if run_id in runner.tasks or run_id in runner.finishing:
+            continue
+        trigger = triggers.get(run_id)
+        if trigger is None or trigger["partition"] not in actives:
+            continue
+        event = IncidentEvent.model_validate(trigger["event"])
+        runbook = by_name.get(stored["runbook"])
+        if runbook is None:
+            await _interrupt_removed(pipeline, stored)
+            continue
+        run = from_record(stored, runbook, event, trigger["partition"])
+        resume_at = None
+        if stored["status"] == "awaiting_approval":
+            resume_at = next_step_name(runbook, stored)
+        if recovery_of(stored["status"]) == "interrupt" or (
+            stored["status"] == "awaiting_approval" and resume_at is None
+        ):
+            log.warning("runbook run interrupted run_id=%s", run_id)
+            reason = (
+                "the worker restarted while a step was in flight; its effect is "
+                "unknown, so the run was not retried"
+            )
+            await runner.finish(run, "interrupted", reason)
+            continue
+        log.info("runbook run resumed run_id=%s status=%s", run_id, stored["status"])
+        runner.start(run, resume_at)
+
+
+async def _interrupt_removed(pipeline: Pipeline, stored: dict[str, Any]) -> None:
+    """End a run whose runbook was removed from the configuration."""
+    run = RunbookRun.model_validate(stored)
+    log.warning("runbook run interrupted, runbook removed run_id=%s", run.run_id)
+    ended = run.model_copy(
+        update={
+            "status": "interrupted",
+            "finished_at": pipeline.clock.now(),
+            "reason": f"runbook {run.runbook!r} is no longer configured",
+        }
+    )
+    await pipeline.publish(topics.RUNBOOK_RUNS, run.group_key, ended)

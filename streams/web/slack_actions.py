@@ -26,8 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from schemas.records import Command, CommandKind, group_key_of, stable_hash
+from schemas.runbooks import RunbookApproval
 from streams import topics
 from streams.deadletter import describe_validation_error
+from streams.runbooks.engine import group_key_of_run
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -49,6 +51,8 @@ ACTION_KINDS = {
     "tocsin_acknowledge": CommandKind.ACKNOWLEDGE,
     "tocsin_resolve": CommandKind.RESOLVE,
 }
+# The Approve button of a runbook's approval step; its value is the run id.
+APPROVE_ACTION = "tocsin_runbook_approve"
 
 REDACTED = "[redacted]"
 # JSON keys whose values grant access: the legacy verification `token`,
@@ -224,6 +228,51 @@ def commands_from_body(body: bytes, at: datetime) -> list[Command]:
     return commands
 
 
+def approvals_from_body(body: bytes, at: datetime) -> list[RunbookApproval]:
+    """Map a verified interactivity request to the runbook approvals it presses.
+
+    The approver is the Slack username (or name), with the user id beside
+    it, and the runbooks stage checks either against the step's approvers.
+    Raises InvalidPayload like `commands_from_body`.
+    """
+    data = _payload_json(body)
+    if data.get("type") != "block_actions":
+        return []
+    try:
+        payload = BlockActionsPayload.model_validate(redact_json(data))
+    except ValidationError as exc:
+        raise InvalidPayload(describe_validation_error(exc)) from exc
+    approvals = []
+    for index, action in enumerate(payload.actions):
+        if action.action_id != APPROVE_ACTION:
+            continue
+        run_id = action.value or ""
+        try:
+            group_key = group_key_of_run(run_id)
+        except ValueError as exc:
+            raise InvalidPayload(f"invalid actions.{index}.value: {exc}") from exc
+        user = payload.user
+        container = payload.container
+        identity = (
+            container.channel_id if container else None,
+            container.message_ts if container else None,
+            action.action_ts,
+            action.action_id,
+        )
+        approvals.append(
+            RunbookApproval(
+                approval_id=f"slack-{stable_hash(*identity)}",
+                run_id=run_id,
+                group_key=group_key,
+                approver=user.username or user.name or user.id,
+                user_id=user.id,
+                source="slack",
+                at=at,
+            )
+        )
+    return approvals
+
+
 def _payload_json(body: bytes) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
@@ -330,6 +379,7 @@ class Reply:
 
 
 PublishCommand = Callable[[str, Command], Awaitable[None]]
+PublishApproval = Callable[[RunbookApproval], Awaitable[None]]
 DeadLetterInput = Callable[[bytes, str], Awaitable[None]]
 
 
@@ -339,7 +389,8 @@ class SlackActions:
     `publish` receives the group key and the command; `dead_letter` receives
     the redacted body and the reason. `now` stamps commands with the pipeline
     clock, and `wall` is the wall time the signature timestamp is checked
-    against.
+    against. `publish_approval` receives runbook approvals; without it
+    Approve presses are ignored.
     """
 
     def __init__(
@@ -349,12 +400,14 @@ class SlackActions:
         dead_letter: DeadLetterInput,
         now: Callable[[], datetime],
         wall: Callable[[], float] = time.time,
+        publish_approval: PublishApproval | None = None,
     ) -> None:
         secret = _usable_secret(signing_secret)
         self._verifier = None if secret is None else RequestVerifier(secret, wall)
         self._publish = publish
         self._dead_letter = dead_letter
         self._now = now
+        self._publish_approval = publish_approval
         self.rejected: Counter[Rejection] = Counter()
 
     def __repr__(self) -> str:
@@ -372,11 +425,23 @@ class SlackActions:
         if rejection is not None:
             self._count_rejection(rejection)
             return Reply(401, {"error": rejection.message})
+        publish_approval = self._publish_approval
         try:
             commands = commands_from_body(body, self._now())
+            approvals = []
+            if publish_approval is not None:
+                approvals = approvals_from_body(body, self._now())
         except InvalidPayload as exc:
             await self._dead_letter(redact_body(body), str(exc))
             return Reply(400, {"error": str(exc)})
+        for approval in approvals:
+            assert publish_approval is not None  # approvals is empty without it
+            await publish_approval(approval)
+            log.info(
+                "slack runbook approval accepted run_id=%s approver=%r",
+                approval.run_id,
+                approval.approver,
+            )
         for command in commands:
             await self._publish(group_key_of(command.incident_id), command)
             log.info(
@@ -423,12 +488,16 @@ def register(pipeline: Pipeline, wall: Callable[[], float] = time.time) -> None:
     async def dead_letter(raw: bytes, error: str) -> None:
         await pipeline.dead_letters.send_raw(STAGE, SOURCE, raw, error)
 
+    async def publish_approval(approval: RunbookApproval) -> None:
+        await pipeline.publish(topics.RUNBOOK_APPROVALS, approval.group_key, approval)
+
     actions = SlackActions(
         pipeline.settings.slack_signing_secret,
         publish,
         dead_letter,
         pipeline.clock.now,
         wall,
+        publish_approval,
     )
     if not actions.configured:
         log.info("slack actions return 503 until %s is set", SECRET_SETTING)
