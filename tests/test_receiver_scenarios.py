@@ -170,3 +170,34 @@ def test_slack_lost_response_posts_once(workers: WorkerFactory, vendors: Any) ->
     assert paths[0] == "/api/chat.postMessage"
     assert "/api/conversations.history" in paths
     assert paths.count("/api/chat.postMessage") == 1
+
+
+def test_ack_cancels_page_waiting_to_retry(
+    workers: WorkerFactory, vendors: Any
+) -> None:
+    _, pagerduty, env = vendors
+    # The first trigger is told to come back in 5 s; the ack comes first.
+    pagerduty.fail_next(429, count=1, retry_after_s=5)
+    config = workers.write_config(receiver_config(["pagerduty-primary"]))
+    worker = workers.start(config, env)
+
+    incident_id = open_incident(worker)
+    wait_for(lambda: pagerduty.requests, 30, "first trigger attempt")
+    worker.post(f"/incidents/{incident_id}/acknowledge", {"actor": "ivy"})
+
+    def cancelled() -> list[dict[str, Any]]:
+        attempts = asyncio.run(read_topic(worker, topics.DELIVERIES.name, 2, 5.0))
+        return [a for a in attempts if a["status"] == "skipped"]
+
+    skipped = wait_for(cancelled, 60, "pending trigger cancelled")
+    assert skipped[0]["error"].startswith("cancelled: incident acknowledged")
+    assert "by ivy" in skipped[0]["error"]
+
+    def notified() -> list[str]:
+        events = timeline(worker, incident_id)
+        return [e["details"]["transition"] for e in events if e["kind"] == "notified"]
+
+    wait_for(lambda: notified() == ["acknowledged"], 30, "ack delivered")
+    triggers = [e for e in pagerduty.events if e["event_action"] == "trigger"]
+    assert triggers == []
+    assert pagerduty.alerts_for(ROUTING_KEY) == {}

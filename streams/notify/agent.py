@@ -19,6 +19,7 @@ from streams import topics
 from streams.notify.breaker import CircuitBreaker
 from streams.notify.delivery import (
     CircuitOpenError,
+    DeliveryCancelled,
     RetryPolicy,
     deliver_with_retries,
 )
@@ -84,6 +85,14 @@ class Notifier:
         async def on_attempt(attempt: int, error: DeliveryError | None) -> None:
             await _report_attempt(pipeline, notification, receiver.kind, attempt, error)
 
+        incidents = pipeline.tables.get("incidents")
+
+        def cancelled() -> str | None:
+            if incidents is None:
+                return None
+            stored = incidents.get(notification.event.incident_id)
+            return cancel_reason(notification, stored)
+
         try:
             new_state = await deliver_with_retries(
                 receiver,
@@ -92,7 +101,12 @@ class Notifier:
                 self.policy,
                 on_attempt,
                 self.breakers[notification.receiver],
+                cancelled,
             )
+        except DeliveryCancelled as exc:
+            await _report_cancelled(pipeline, notification, receiver.kind, exc)
+            self.delivered[notification.notification_id] = "cancelled"
+            return
         except DeliveryError as exc:
             await _give_up(pipeline, notification, exc)
             self.delivered[notification.notification_id] = "failed"
@@ -101,6 +115,72 @@ class Notifier:
         self.delivered[notification.notification_id] = "delivered"
         pipeline.counters["delivered"] += 1
         await _record(pipeline, notification, EventKind.NOTIFIED, {})
+
+
+# Transitions that page someone; a later acknowledgement or resolve of the
+# incident cancels their notifications while they are still pending.
+PAGING_KINDS = frozenset(
+    {
+        EventKind.OPENED,
+        EventKind.ESCALATED,
+        EventKind.REPEATED,
+        EventKind.RELEASED,
+        EventKind.REOPENED,
+        EventKind.STABILIZED,
+        EventKind.GROUP_UPDATED,
+        EventKind.ACK_TIMED_OUT,
+    }
+)
+ENDING_KINDS = frozenset({EventKind.ACKNOWLEDGED.value, EventKind.RESOLVED.value})
+
+
+def cancel_reason(
+    notification: Notification, incident: dict[str, Any] | None
+) -> str | None:
+    """Return why a paging notification is moot, given the stored incident.
+
+    It is moot once the incident's timeline has an acknowledgement or a
+    resolve after the transition it pages for. Acknowledgements and resolves
+    themselves are never cancelled. An incident this worker does not store
+    cancels nothing.
+    """
+    event = notification.event
+    if event.kind not in PAGING_KINDS or incident is None:
+        return None
+    for entry in reversed(incident.get("timeline") or []):
+        if entry.get("seq", 0) <= event.seq:
+            break
+        if entry.get("kind") in ENDING_KINDS:
+            return f"incident {entry['kind']} at seq {entry['seq']} by {entry['actor']}"
+    return None
+
+
+async def _report_cancelled(
+    pipeline: Pipeline,
+    notification: Notification,
+    kind: str,
+    cancelled: DeliveryCancelled,
+) -> None:
+    log.info(
+        "notification cancelled receiver=%s notification_id=%s: %s",
+        notification.receiver,
+        notification.notification_id,
+        cancelled.reason,
+    )
+    pipeline.metrics.delivery_attempts.labels(
+        receiver=notification.receiver, status=DeliveryStatus.SKIPPED
+    ).inc()
+    result = DeliveryResult(
+        notification_id=notification.notification_id,
+        incident_id=notification.event.incident_id,
+        receiver=notification.receiver,
+        kind=kind,
+        attempt=0,
+        status=DeliveryStatus.SKIPPED,
+        at=pipeline.clock.stamp(notification.event.at),
+        error=f"cancelled: {cancelled.reason}",
+    )
+    await pipeline.publish(topics.DELIVERIES, notification.event.group_key, result)
 
 
 async def _report_attempt(

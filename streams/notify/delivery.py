@@ -62,6 +62,16 @@ def _is_retriable(exc: BaseException) -> bool:
 
 
 AttemptHook = Callable[[int, DeliveryError | None], Awaitable[None]]
+# Returns why a notification must no longer be sent, or None to go on.
+CancelCheck = Callable[[], str | None]
+
+
+class DeliveryCancelled(Exception):
+    """A later transition of the incident made the notification pointless."""
+
+    def __init__(self, notification_id: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"notification {notification_id} cancelled: {reason}")
 
 
 async def deliver_with_retries(
@@ -71,8 +81,12 @@ async def deliver_with_retries(
     policy: RetryPolicy,
     on_attempt: AttemptHook,
     breaker: CircuitBreaker | None = None,
+    cancelled: CancelCheck | None = None,
 ) -> dict[str, Any]:
     """Deliver, retrying retriable failures, and report every attempt.
+
+    Before each attempt `cancelled` is asked whether the notification still
+    matters; if not, DeliveryCancelled is raised and nothing is sent.
 
     An attempt that the open `breaker` stops reports a CircuitOpenError and
     waits for the breaker's cool-down like a Retry-After. Only retriable
@@ -96,6 +110,9 @@ async def deliver_with_retries(
     async for attempt in retrying:
         with attempt:
             number = attempt.retry_state.attempt_number
+            reason = cancelled() if cancelled is not None else None
+            if reason is not None:
+                raise DeliveryCancelled(notification.notification_id, reason)
             closed_for = breaker.before_attempt() if breaker is not None else None
             if closed_for is not None:
                 stopped = CircuitOpenError(receiver.name, closed_for)
