@@ -85,8 +85,11 @@ async def deliver_with_retries(
 ) -> dict[str, Any]:
     """Deliver, retrying retriable failures, and report every attempt.
 
-    Before each attempt `cancelled` is asked whether the notification still
-    matters; if not, DeliveryCancelled is raised and nothing is sent.
+    Before each retry `cancelled` is asked whether the notification still
+    matters; if not, DeliveryCancelled is raised and nothing more is sent.
+    The first attempt always goes out, so a receiver that hears of an
+    incident's resolve has heard of its opening first, even when a replay
+    or a backlog brings both at once.
 
     An attempt that the open `breaker` stops reports a CircuitOpenError and
     waits for the breaker's cool-down like a Retry-After. Only retriable
@@ -110,7 +113,7 @@ async def deliver_with_retries(
     async for attempt in retrying:
         with attempt:
             number = attempt.retry_state.attempt_number
-            reason = cancelled() if cancelled is not None else None
+            reason = cancelled() if cancelled is not None and number > 1 else None
             if reason is not None:
                 raise DeliveryCancelled(notification.notification_id, reason)
             closed_for = breaker.before_attempt() if breaker is not None else None
