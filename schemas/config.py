@@ -12,6 +12,7 @@ from pydantic import (
     ValidationError,
 )
 
+from schemas.analytics import Targets
 from schemas.durations import Duration
 from schemas.rules import Rules, Strict
 from schemas.silences import InhibitRule, MaintenanceWindow
@@ -107,13 +108,6 @@ class Lifecycle(Strict):
         description="a new incident within this long of the last resolve is "
         "linked to it as a recurrence",
     )
-
-
-class Targets(Strict):
-    mtta: Duration = timedelta(minutes=5)
-    mtta_alert: Duration = timedelta(minutes=10)
-    mttr: Duration = timedelta(minutes=60)
-    mttr_alert: Duration = timedelta(minutes=120)
 
 
 class Config(Strict):

@@ -95,7 +95,13 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     from streams.notify import agent as notify
     from streams.runbooks import agent as runbooks
     from streams.silences import agent as silences
-    from streams.web import intake, pagerduty_webhooks, silences_views, slack_actions
+    from streams.web import (
+        analytics_views,
+        intake,
+        pagerduty_webhooks,
+        silences_views,
+        slack_actions,
+    )
     from streams.web import views as web
 
     pipeline = Pipeline(settings, config)
@@ -107,6 +113,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     runbooks.register(pipeline)
     analytics.register(pipeline)
     web.register(pipeline)
+    analytics_views.register(pipeline)
     intake.register(pipeline)
     silences_views.register(pipeline)
     slack_actions.register(pipeline)

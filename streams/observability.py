@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from streams.analytics.metrics import summarize
+from streams.analytics.metrics import WINDOWS_S, split_dimension, summarize
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -97,17 +97,20 @@ class _ScrapeTimeCollector(Collector):
             "Mean time to resolve in each service's newest window.",
             labels=["service", "window"],
         )
-        for window in ("hourly", "daily"):
+        for window in WINDOWS_S:
             table = self.pipeline.tables.get(f"response-{window}")
             if table is None:
                 continue
             newest: dict[str, tuple[float, Any]] = {}
             for stored_key, totals in table.table.items():
-                service, (start, _) = stored_key
+                dimension, (start, _) = stored_key
+                kind, service = split_dimension(dimension)
+                if kind != "service" or service is None:
+                    continue
                 if service not in newest or start > newest[service][0]:
                     newest[service] = (start, totals)
             for service, (_, totals) in sorted(newest.items()):
-                summary = summarize(totals)
+                summary = summarize(totals, WINDOWS_S[window])
                 if summary["mtta_s"] is not None:
                     mtta.add_metric([service, window], summary["mtta_s"])
                 if summary["mttr_s"] is not None:

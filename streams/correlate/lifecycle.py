@@ -258,14 +258,24 @@ def _apply_resolved(
 
 
 def _resolve(
-    group: Group, incident: Incident, at: datetime, actor: str, how: str
+    group: Group,
+    incident: Incident,
+    at: datetime,
+    actor: str,
+    how: str,
+    resolution: str | None = None,
 ) -> IncidentEvent:
     incident.state = IncidentState.RESOLVED
     incident.resolved_at = at
     incident.resolved_by = actor
     if group.open_incident == incident.incident_id:
         group.open_incident = None
-    details = {"how": how, "acknowledged": incident.acknowledged_at is not None}
+    details: dict[str, Any] = {
+        "how": how,
+        "acknowledged": incident.acknowledged_at is not None,
+    }
+    if resolution is not None:
+        details["resolution"] = resolution
     return incident.append(EventKind.RESOLVED, at, actor, details)
 
 
@@ -300,7 +310,16 @@ def apply_command(
     if incident.state is IncidentState.RESOLVED:
         return earlier
     if command.kind is CommandKind.RESOLVE:
-        return [*earlier, _resolve(group, incident, command.at, actor, "by a person")]
+        resolution = command.details.get("resolution")
+        resolved = _resolve(
+            group,
+            incident,
+            command.at,
+            actor,
+            "by a person",
+            resolution if isinstance(resolution, str) else None,
+        )
+        return [*earlier, resolved]
     if command.kind is CommandKind.ACKNOWLEDGE:
         if incident.state is IncidentState.ACKNOWLEDGED:
             return earlier
