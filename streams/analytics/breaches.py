@@ -18,6 +18,12 @@ CHECKED_WINDOW = "daily"
 ALERT_NAMES = {"mtta": "MTTABreach", "mttr": "MTTRBreach"}
 
 
+def is_target_alert(incident: dict[str, Any]) -> bool:
+    """Return whether a stored incident was opened by a response target alert."""
+    labels = incident.get("labels", {})
+    return bool(labels.get("alertname") in ALERT_NAMES.values() and "measure" in labels)
+
+
 def breach_changes(
     summary: dict[str, Any], config: Config, raised: dict[str, str]
 ) -> dict[str, AlertStatus]:

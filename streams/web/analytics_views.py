@@ -89,7 +89,7 @@ def register(pipeline: Pipeline) -> None:
         table = pipeline.tables[f"response-{window}"].table
 
         @app.page(f"/api/metrics/{window}/{{dimension}}")
-        @app.table_route(table=table, match_info="dimension")
+        @routing.table_route_or_local(app, table, "dimension")
         async def dimension_metrics(
             view: web.View, request: web.Request, dimension: str
         ) -> web.Response:

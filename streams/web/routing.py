@@ -8,7 +8,9 @@ partitions and the worker that got the request merges the parts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[..., Awaitable[web.Response]]
 LOCAL_SCOPE = "local"
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=10.0)
 
@@ -77,6 +80,54 @@ async def gather_from_peers(
     return bodies, failed
 
 
+def owner_known(app: faust.App, table_name: str, key: str) -> bool:
+    """Return whether this worker can tell which worker owns `key`.
+
+    aiokafka's producer raises TypeError while its metadata lacks the
+    table's changelog topic, as after a failed metadata refresh. Callers
+    then answer from their own tables rather than fail the request.
+    """
+    try:
+        app.router.key_store(table_name, key)
+    except TypeError:
+        log.warning(
+            "owner of key %r in table %s unknown: no metadata for its changelog "
+            "topic yet; answering from this worker",
+            key,
+            table_name,
+        )
+        return False
+    except KeyError:
+        # No assignment yet: faust's router answers 503 for this.
+        return True
+    return True
+
+
+def table_route_or_local(
+    app: faust.App, table: Any, match_info: str
+) -> Callable[[Handler], Handler]:
+    """Decorate a view like faust's `table_route`, answering locally while the
+    owner of the key is unknown (see `owner_known`)."""
+
+    def decorator(handler: Handler) -> Handler:
+        routed = app.table_route(table=table, match_info=match_info)(handler)
+
+        @functools.wraps(handler)
+        async def dispatch(
+            view: web.View, request: web.Request, *args: Any, **kwargs: Any
+        ) -> web.Response:
+            key = request.match_info[match_info]
+            if owner_known(app, table.name, key):
+                response: web.Response = await routed(view, request, *args, **kwargs)
+                return response
+            local: web.Response = await handler(view, request, *args, **kwargs)
+            return local
+
+        return dispatch
+
+    return decorator
+
+
 async def route_to_owner(
     app: faust.App, table_name: str, key: str, view: web.View, request: web.Request
 ) -> web.Response | None:
@@ -85,6 +136,8 @@ async def route_to_owner(
     This is what `table_route` does, for keys derived from the path (an
     incident's group key from its id).
     """
+    if not owner_known(app, table_name, key):
+        return None
     try:
         response: web.Response = await app.router.route_req(
             table_name, key, view.web, request
@@ -96,6 +149,8 @@ async def route_to_owner(
 
 def owned_here(app: faust.App, table_name: str, key: str) -> bool:
     """Return whether this worker owns the partition of `key` in a table."""
+    if not owner_known(app, table_name, key):
+        return True
     try:
         owner = app.router.key_store(table_name, key)
     except KeyError:

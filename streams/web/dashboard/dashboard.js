@@ -108,13 +108,15 @@ function lineChart(svgId, series, windowName) {
   }
   const bottom = CHART.height - CHART.bottom;
   svg.appendChild(svgElement("line", { x1: CHART.left, x2: CHART.width - CHART.right, y1: bottom, y2: bottom, class: "axis" }));
-  for (const x of [xMin, xMax]) {
-    const label = svgElement("text", { x: xAt(x), y: bottom + 14, "text-anchor": "middle" });
+  const ends = xMax === xMin ? [[xMin, "middle"]] : [[xMin, "start"], [xMax, "end"]];
+  for (const [x, anchor] of ends) {
+    const label = svgElement("text", { x: xAt(x), y: bottom + 14, "text-anchor": anchor });
     label.textContent = formatTime(x, windowName);
     svg.appendChild(label);
   }
 
   let drawn = 0;
+  let legendX = CHART.left + 8;
   series.forEach((s, index) => {
     const color = COLORS[index % COLORS.length];
     const shown = s.points.filter((p) => p.y !== null).sort((a, b) => a.x - b.x);
@@ -132,9 +134,11 @@ function lineChart(svgId, series, windowName) {
       svg.appendChild(dot);
       drawn += 1;
     }
-    const legend = svgElement("text", { x: CHART.left + 8 + index * 110, y: CHART.height - 6, fill: color });
+    const legend = svgElement("text", { x: legendX, y: CHART.height - 6, fill: color });
     legend.textContent = s.name;
     svg.appendChild(legend);
+    // About 6 px a character at the 10 px font, and a gap.
+    legendX += s.name.length * 6 + 16;
   });
   svg.dataset.points = String(drawn);
 }
