@@ -1,7 +1,7 @@
 """Incidents with chosen times for the analytics tests, and their reference.
 
 Alerts and commands go straight to the broker with explicit event times, so
-each incident opens, is acknowledged and resolves when the test says. The
+each incident opens, is acknowledged and resolves at the time the test chooses. The
 reference computes the metrics from the incidents' timelines with plain
 loops, apart from the pipeline's sketches and windowed tables.
 """
@@ -129,13 +129,13 @@ def create(worker: Worker, plan: list[Planned]) -> None:
     """Open every planned incident, then send its acknowledge and resolve."""
     alerts = [(p.fingerprint, alert_for(p)) for p in plan]
     asyncio.run(_send(worker, topics.ALERTS, alerts))
-    wanted = {p.incident_id for p in plan}
+    expected_ids = {p.incident_id for p in plan}
 
     def all_open() -> bool:
         found = {i["incident_id"] for i in worker.incidents()}
-        return wanted <= found
+        return expected_ids <= found
 
-    wait_for(all_open, TIMEOUT_S, f"{len(wanted)} incidents opened")
+    wait_for(all_open, TIMEOUT_S, f"{len(expected_ids)} incidents opened")
     commands = [(p.fingerprint, c) for p in plan for c in commands_for(p)]
     asyncio.run(_send(worker, topics.COMMANDS, commands))
 

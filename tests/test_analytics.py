@@ -23,7 +23,7 @@ from harness import BrokerInfo, Worker, WorkerFactory, wait_for
 from schemas.records import Severity
 from tocsin import client
 
-# Hour 0 holds a late acknowledgement (B, acknowledged in hour 1) and one
+# Hour 0 contains a late acknowledgement (B, acknowledged in hour 1) and one
 # never acknowledged (C); hour 2 opens nothing, so it is an empty window.
 PLAN = [
     Planned("a", "api", Severity.HIGH, 8, 10, acknowledged_min=14, resolved_min=40),

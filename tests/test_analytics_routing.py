@@ -1,4 +1,4 @@
-"""Two workers: every query, sent to either, answers for every key."""
+"""Two workers: every query, sent to either, returns the same result."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from harness import Worker, WorkerFactory, wait_for
 from schemas.records import Severity
 from tocsin import client
 
-# Two workers on a loaded machine miss 2 s sessions and rebalance over and
-# over; a longer session keeps the group, and so each key's owner, stable.
+# Two workers on a loaded machine miss 2 s sessions and rebalance again and
+# again. A longer session keeps the group stable, and so each key's owner.
 STEADY_GROUP = {
     "TOCSIN_BROKER_SESSION_TIMEOUT_S": "10.0",
     "TOCSIN_BROKER_HEARTBEAT_INTERVAL_S": "2.0",
@@ -30,7 +30,7 @@ def ready(worker: Worker) -> bool:
         return False
 
 
-def answer(worker: Worker, path: str) -> Any:
+def get_or_none(worker: Worker, path: str) -> Any:
     try:
         return worker.get(path)
     except client.WebViewError:
@@ -42,7 +42,7 @@ def local_services(worker: Worker) -> set[str]:
     return {row["service"] for row in rows}
 
 
-def test_either_worker_answers_every_service(workers: WorkerFactory) -> None:
+def test_either_worker_returns_every_service(workers: WorkerFactory) -> None:
     path = workers.write_config(config())
     first = workers.start(path, STEADY_GROUP, name="first")
     second = workers.start(path, STEADY_GROUP, name="second")
@@ -54,7 +54,7 @@ def test_either_worker_answers_every_service(workers: WorkerFactory) -> None:
         return sum(1 for event in timeline if event["kind"] == "notified")
 
     def complete(worker: Worker) -> bool:
-        listing = answer(worker, "/api/metrics/daily?kind=service")
+        listing = get_or_none(worker, "/api/metrics/daily?kind=service")
         if listing is None or len(listing["rows"]) != len(SERVICES):
             return False
         expected = {planned.service: notified(planned) for planned in PLAN}
@@ -65,7 +65,7 @@ def test_either_worker_answers_every_service(workers: WorkerFactory) -> None:
 
     wait_for(lambda: complete(first) and complete(second), TIMEOUT_S, "all rows")
 
-    # Each worker holds only some services, so the answers below were routed.
+    # Each worker stores only some services, so the responses below were routed.
     mine, theirs = local_services(first), local_services(second)
     assert mine
     assert theirs

@@ -70,8 +70,8 @@ def _header(incident: dict[str, Any], timeline: list[dict[str, Any]]) -> list[st
         f"- Resolved: {incident.get('resolved_at') or 'not resolved'}",
     ]
     if resolution is not None:
-        shown = "false positive" if resolution == FALSE_POSITIVE else resolution
-        lines.append(f"- Resolution: {shown}")
+        label = "false positive" if resolution == FALSE_POSITIVE else resolution
+        lines.append(f"- Resolution: {label}")
     if incident.get("recurrence_of"):
         lines.append(f"- Recurrence of: {incident['recurrence_of']}")
     if labels:

@@ -1,4 +1,4 @@
-"""Which of an incident's events the analytics tables have counted."""
+"""Progress of each incident's events into the analytics tables."""
 
 from __future__ import annotations
 

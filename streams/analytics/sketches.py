@@ -55,13 +55,13 @@ def merge(first: str | None, second: str | None) -> str | None:
     return encode(sketch)
 
 
-def quantiles(encoded: str | None, wanted: Mapping[str, float]) -> dict[str, float]:
+def quantiles(encoded: str | None, requested: Mapping[str, float]) -> dict[str, float]:
     """Return each named quantile of the sketch; empty when it has no values."""
     sketch = decode(encoded)
     if sketch.count == 0:
         return {}
     values: dict[str, float] = {}
-    for name, quantile in wanted.items():
+    for name, quantile in requested.items():
         value = sketch.get_quantile_value(quantile)
         if value is not None:
             values[name] = float(value)

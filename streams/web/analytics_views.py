@@ -1,8 +1,7 @@
 """Web views of response analytics: metrics API, on-call, postmortems, dashboard.
 
-A metrics query for one dimension is answered by the worker owning that
-key's partition (`table_route`); a query without one gathers every worker's
-rows.
+A metrics query for one dimension goes to the worker that owns that key's
+partition (`table_route`). A query without one gathers every worker's rows.
 """
 
 from __future__ import annotations
@@ -170,9 +169,10 @@ def register(pipeline: Pipeline) -> None:
 
     @app.page("/api/oncall")
     async def on_call(view: web.View, request: web.Request) -> web.Response:
-        """Each policy's receivers per escalation level, and the routes to it.
+        """Return each policy's receivers per escalation level and its routes.
 
-        The first level is who is paged now; there are no rotations yet.
+        The first level's receivers are the ones paged now, because on-call
+        rotations are not implemented yet.
         """
         config = pipeline.config
         policies = []

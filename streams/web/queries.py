@@ -69,18 +69,18 @@ def merge_listings(
 ) -> dict[str, Any]:
     """Merge this worker's incidents with other workers' first pages, then page.
 
-    Each part holds a worker's first `offset + limit` matches, which is all a
-    page of the merged list can contain.
+    Each part contains a worker's first `offset + limit` matches, which is all
+    a page of the merged list can contain.
     """
     first_pages = query.model_copy(
         update={"offset": 0, "limit": query.offset + query.limit}
     )
     everything = filter_incidents(local, first_pages)
     total = everything["total"]
-    kept = list(everything["incidents"])
+    merged = list(everything["incidents"])
     for part in parts:
         total += int(part.get("total", 0))
-        kept.extend(part.get("incidents", []))
-    kept.sort(key=lambda i: (i["opened_at"], i["incident_id"]), reverse=True)
-    page = kept[query.offset : query.offset + query.limit]
+        merged.extend(part.get("incidents", []))
+    merged.sort(key=lambda i: (i["opened_at"], i["incident_id"]), reverse=True)
+    page = merged[query.offset : query.offset + query.limit]
     return {"total": total, "offset": query.offset, "incidents": page}

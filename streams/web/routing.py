@@ -1,8 +1,8 @@
 """Requests across workers: find a key's owner, or gather every worker's part.
 
 faust's `table_route` forwards a GET to the worker that owns a key. Lists
-have no single key, so each worker answers with `scope=local` for its own
-partitions and the worker that got the request merges the parts.
+have no single key, so each worker returns its own partitions' part for
+`scope=local`, and the worker that got the request merges the parts.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _ident(url: URL) -> tuple[str, int]:
 
 
 def is_local(request: web.Request) -> bool:
-    """Return whether a request asks for this worker's partitions only."""
+    """Return whether a request is for this worker's partitions only."""
     return request.query.get("scope") == LOCAL_SCOPE
 
 
@@ -54,7 +54,7 @@ async def gather_from_peers(
     """Send the request's GET with `scope=local` to every other worker.
 
     Returns the JSON bodies that came back and the URL of each worker that
-    failed, so the caller can report a partial answer.
+    failed, so the caller can report a partial result.
     """
     query = {**request.query, "scope": LOCAL_SCOPE}
     path = request.url.path
@@ -73,7 +73,7 @@ async def gather_from_peers(
     failed: list[str] = []
     for peer, result in zip(peers, results, strict=True):
         if isinstance(result, BaseException):
-            log.warning("worker %s did not answer %s: %r", peer, path, result)
+            log.warning("request to worker %s failed path=%s: %r", peer, path, result)
             failed.append(str(peer))
         else:
             bodies.append(result)
@@ -85,20 +85,20 @@ def owner_known(app: faust.App, table_name: str, key: str) -> bool:
 
     aiokafka's producer raises TypeError while its metadata lacks the
     table's changelog topic, as after a failed metadata refresh. Callers
-    then answer from their own tables rather than fail the request.
+    then respond from their own tables rather than fail the request.
     """
     try:
         app.router.key_store(table_name, key)
     except TypeError:
         log.warning(
             "owner of key %r in table %s unknown: no metadata for its changelog "
-            "topic yet; answering from this worker",
+            "topic yet; responding from this worker",
             key,
             table_name,
         )
         return False
     except KeyError:
-        # No assignment yet: faust's router answers 503 for this.
+        # No assignment yet, so faust's router responds 503.
         return True
     return True
 
@@ -106,8 +106,8 @@ def owner_known(app: faust.App, table_name: str, key: str) -> bool:
 def table_route_or_local(
     app: faust.App, table: Any, match_info: str
 ) -> Callable[[Handler], Handler]:
-    """Decorate a view like faust's `table_route`, answering locally while the
-    owner of the key is unknown (see `owner_known`)."""
+    """Decorate a view like faust's `table_route`, but respond locally while
+    the owner of the key is unknown (see `owner_known`)."""
 
     def decorator(handler: Handler) -> Handler:
         routed = app.table_route(table=table, match_info=match_info)(handler)
@@ -159,7 +159,7 @@ def owned_here(app: faust.App, table_name: str, key: str) -> bool:
 
 
 async def exists_on_owner(app: faust.App, table_name: str, key: str, path: str) -> bool:
-    """Return whether a GET of `path` on the owner of `key` answers 200."""
+    """Return whether a GET of `path` on the owner of `key` returns 200."""
     owner = URL(str(app.router.key_store(table_name, key)))
     url = owner.with_path(path)
     async with app.http_client.get(url, timeout=PEER_TIMEOUT) as response:

@@ -8,8 +8,8 @@ const WINDOWS = ["hourly", "daily", "weekly"];
 const CHART = { width: 640, height: 240, left: 48, right: 12, top: 12, bottom: 36 };
 
 function chosenWindow() {
-  const asked = new URLSearchParams(window.location.search).get("window");
-  return WINDOWS.includes(asked) ? asked : "hourly";
+  const requested = new URLSearchParams(window.location.search).get("window");
+  return WINDOWS.includes(requested) ? requested : "hourly";
 }
 
 async function getJson(path) {
@@ -119,13 +119,13 @@ function lineChart(svgId, series, windowName) {
   let legendX = CHART.left + 8;
   series.forEach((s, index) => {
     const color = COLORS[index % COLORS.length];
-    const shown = s.points.filter((p) => p.y !== null).sort((a, b) => a.x - b.x);
-    if (shown.length === 0) {
+    const visible = s.points.filter((p) => p.y !== null).sort((a, b) => a.x - b.x);
+    if (visible.length === 0) {
       return;
     }
-    const path = shown.map((p, i) => `${i === 0 ? "M" : "L"}${xAt(p.x).toFixed(1)},${yAt(p.y).toFixed(1)}`).join(" ");
+    const path = visible.map((p, i) => `${i === 0 ? "M" : "L"}${xAt(p.x).toFixed(1)},${yAt(p.y).toFixed(1)}`).join(" ");
     svg.appendChild(svgElement("path", { d: path, class: "line", stroke: color }));
-    for (const p of shown) {
+    for (const p of visible) {
       const dot = svgElement("circle", { cx: xAt(p.x), cy: yAt(p.y), r: 3.5, fill: color, class: "point" });
       dot.dataset.series = s.name;
       const title = svgElement("title", {});
