@@ -62,7 +62,7 @@ class PipelineMetrics:
 
 
 class _ScrapeTimeCollector(Collector):
-    """Consumer lag and the response times of each service's newest window."""
+    """Consumer lag and the response metrics of each service's newest window."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -97,6 +97,23 @@ class _ScrapeTimeCollector(Collector):
             "Mean time to resolve in each service's newest window.",
             labels=["service", "window"],
         )
+        p95 = GaugeMetricFamily(
+            "tocsin_response_p95_seconds",
+            "95th percentile of time to acknowledge (tta) or resolve (ttr) in "
+            "each service's newest window, from its DDSketch.",
+            labels=["service", "window", "measure"],
+        )
+        opened = GaugeMetricFamily(
+            "tocsin_incidents_opened",
+            "Incidents opened in each service's newest window.",
+            labels=["service", "window"],
+        )
+        sla = GaugeMetricFamily(
+            "tocsin_sla_compliance_ratio",
+            "Share of incidents acknowledged (tta) or resolved (ttr) within "
+            "target in each service's newest window.",
+            labels=["service", "window", "measure"],
+        )
         for window in WINDOWS_S:
             table = self.pipeline.tables.get(f"response-{window}")
             if table is None:
@@ -115,5 +132,11 @@ class _ScrapeTimeCollector(Collector):
                     mtta.add_metric([service, window], summary["mtta_s"])
                 if summary["mttr_s"] is not None:
                     mttr.add_metric([service, window], summary["mttr_s"])
-        yield mtta
-        yield mttr
+                opened.add_metric([service, window], summary["opened"])
+                for measure in ("tta", "ttr"):
+                    labels = [service, window, measure]
+                    if summary[measure]["p95_s"] is not None:
+                        p95.add_metric(labels, summary[measure]["p95_s"])
+                    if summary["sla"][measure] is not None:
+                        sla.add_metric(labels, summary["sla"][measure])
+        yield from (mtta, mttr, p95, opened, sla)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -199,3 +202,70 @@ def test_postmortem_draft_over_http(worker: Worker) -> None:
     assert "- Time to acknowledge: 30.0 min by tester via http" in markdown
     assert "| acknowledged | tester via http |" in markdown
     assert "## Root cause" in markdown
+
+
+def test_prometheus_exposes_response_metrics(worker: Worker) -> None:
+    settled_rows(worker, "daily")
+
+    text = client.request_text(worker.url, "/metrics")
+
+    assert 'tocsin_response_p95_seconds{measure="ttr",service="api"' in text
+    assert 'tocsin_incidents_opened{service="billing",window="daily"}' in text
+    assert 'tocsin_sla_compliance_ratio{measure="tta",service="api"' in text
+
+
+def test_postmortem_command_writes_file(worker: Worker, tmp_path: Path) -> None:
+    planned = PLAN[0]
+    output = tmp_path / "draft.md"
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tocsin.cli",
+            "postmortem",
+            planned.incident_id,
+            "--url",
+            worker.url,
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**worker.env},
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {output}" in result.stdout
+    assert output.read_text().startswith("# Postmortem: a on api")
+
+
+def test_invalid_resolution_rejected(worker: Worker) -> None:
+    open_one = PLAN[4]
+    path = f"/incidents/{open_one.incident_id}"
+
+    with pytest.raises(client.WebViewError, match="resolution"):
+        worker.post(path + "/resolve", {"actor": "erin", "resolution": "bogus"})
+    with pytest.raises(client.WebViewError, match="resolve only"):
+        worker.post(
+            path + "/acknowledge", {"actor": "erin", "resolution": "false_positive"}
+        )
+
+
+def test_http_resolve_records_false_positive(worker: Worker) -> None:
+    open_one = PLAN[4]
+    path = f"/incidents/{open_one.incident_id}"
+
+    worker.post(path + "/resolve", {"actor": "erin", "resolution": "false_positive"})
+
+    def resolve_event() -> Any:
+        timeline = worker.get(path)["timeline"]
+        return next((e for e in timeline if e["kind"] == "resolved"), None)
+
+    event = wait_for(resolve_event, TIMEOUT_S, "e resolved")
+    assert event["details"]["resolution"] == "false_positive"
+    rows = settled_rows(worker, "daily")
+    api = rows[("service:api", minutes(0).timestamp())]
+    assert api["false_positives"] == 1

@@ -96,3 +96,20 @@ def test_either_worker_returns_every_service(workers: WorkerFactory) -> None:
     assert listed_first["total"] == len(PLAN)
     paged = first.get("/incidents?limit=3&offset=2")
     assert paged["incidents"] == listed_first["incidents"][2:5]
+
+    # A command sent to either worker finds the incident on its owner.
+    extra = Planned("route-extra", "svc-extra", Severity.LOW, 0, 30)
+    create(first, [extra])
+    commands = (
+        (first, "acknowledge", {"actor": "ana"}),
+        (second, "notes", {"actor": "ben", "note": "looking"}),
+    )
+    for worker, kind, body in commands:
+        accepted = worker.post(f"/incidents/{extra.incident_id}/{kind}", body)
+        assert accepted["accepted"]["incident_id"] == extra.incident_id, kind
+
+    def noted(worker: Worker) -> bool:
+        incident = worker.get(f"/incidents/{extra.incident_id}")
+        return incident["state"] == "acknowledged" and bool(incident["notes"])
+
+    wait_for(lambda: noted(first) and noted(second), TIMEOUT_S, "ack and note")

@@ -45,6 +45,7 @@ def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     targets = pipeline.config.targets
     progress = pipeline.table("analytics-progress", default=None)
+    # NOTE: applied sample ids never expire: one key per sample and dimension.
     applied = pipeline.table("analytics-applied", default=None)
     breaches = pipeline.table("analytics-breaches", default=None)
     windows: dict[str, Any] = {}

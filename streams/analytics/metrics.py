@@ -224,6 +224,8 @@ def summarize(totals: dict[str, Any], size_s: float = 3600) -> dict[str, Any]:
     resolved = int(totals["resolved"])
     measures = {m: summarize_measure(totals[m]) for m in MEASURES}
     availability = None
+    # NOTE: a critical incident's whole duration counts in the window it
+    # opened in, and overlapping critical incidents count twice.
     if opened:
         availability = max(0.0, 1.0 - totals["critical_s"] / size_s)
     return {

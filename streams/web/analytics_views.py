@@ -174,6 +174,8 @@ def register(pipeline: Pipeline) -> None:
         The first level's receivers are the ones paged now, because on-call
         rotations are not implemented yet.
         """
+        # TODO: on-call schedules (rotations, hand-offs, overrides) are not
+        # implemented, so the first escalation level is reported in their place.
         config = pipeline.config
         policies = []
         for name, policy in sorted(config.policies.items()):

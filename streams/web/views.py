@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from faust import web
 from pydantic import ValidationError
 
@@ -104,7 +105,20 @@ def register(pipeline: Pipeline) -> None:
             return bad_request(view, describe_validation_error(exc))
         except ValueError as exc:
             return bad_request(view, str(exc))
-        if not await incident_exists(incident_id, group_key):
+        try:
+            exists = await incident_exists(incident_id, group_key)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning(
+                "request to the owner of incident_id=%s failed: %r", incident_id, exc
+            )
+            return view.json(
+                {
+                    "error": f"request to the worker owning {incident_id!r} "
+                    "failed, retry"
+                },
+                status=503,
+            )
+        if not exists:
             return view.json(
                 {"error": f"incident {incident_id!r} not found"}, status=404
             )

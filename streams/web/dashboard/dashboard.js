@@ -137,7 +137,7 @@ function lineChart(svgId, series, windowName) {
     const legend = svgElement("text", { x: legendX, y: CHART.height - 6, fill: color });
     legend.textContent = s.name;
     svg.appendChild(legend);
-    // About 6 px a character at the 10 px font, and a gap.
+    // An estimate of the text width: about 6 px a character at the 10 px font.
     legendX += s.name.length * 6 + 16;
   });
   svg.dataset.points = String(drawn);
