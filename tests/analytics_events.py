@@ -36,6 +36,8 @@ WINDOWS = {"hourly": (HOUR, HOUR), "daily": (DAY, DAY), "weekly": (7 * DAY, DAY)
 MTTA_TARGET_S = 300
 MTTR_TARGET_S = 3600
 TIMEOUT_S = 60
+# Incidents of response target alerts are left out of the metrics.
+TARGET_ALERTS = {"MTTABreach", "MTTRBreach"}
 
 
 def config() -> dict[str, Any]:
@@ -178,6 +180,8 @@ def reference(
     grouped: dict[tuple[str, float], dict[str, Any]] = {}
     for timeline in timelines:
         first = timeline[0]
+        if first["labels"].get("alertname") in TARGET_ALERTS:
+            continue
         opened = parse(first["opened_at"])
         ack = next((e for e in timeline if e["kind"] == "acknowledged"), None)
         res = next((e for e in timeline if e["kind"] == "resolved"), None)

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from schemas.records import IncidentEvent, ResponseSample
 from streams import topics
-from streams.analytics.breaches import CHECKED_WINDOW, breach_alert, breach_changes
+from streams.analytics.breaches import (
+    CHECKED_WINDOW,
+    breach_alert,
+    breach_changes,
+    is_target_alert,
+)
 from streams.analytics.metrics import (
     WINDOWS,
     add_sample,
@@ -69,6 +74,10 @@ def register(pipeline: Pipeline) -> None:
                 "analytics", event, IncidentEvent.model_validate_json
             )
             if incident_event is None:
+                continue
+            # Incidents of target alerts stay out of the metrics they watch,
+            # so a breach never moves the mean it reports.
+            if is_target_alert({"labels": incident_event.labels}):
                 continue
             state, samples = next_samples(
                 progress.get(incident_event.incident_id), incident_event, targets
