@@ -166,7 +166,7 @@ def lower_rank(values: list[float], quantile: float) -> float:
 
 
 def window_starts(opened: datetime, size_s: int, step_s: int) -> list[float]:
-    """Start of every window of `size_s` advancing by `step_s` holding `opened`."""
+    """Return the start of each window of `size_s`, stepping `step_s`, with `opened`."""
     ts = opened.timestamp()
     latest = ts // step_s * step_s
     return [latest - k * step_s for k in range(size_s // step_s)]

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Windows are kept at least this long after they end.
+# faust drops a window once opened times on its partition pass its end by this.
 RETENTION = timedelta(days=30)
 
 
@@ -50,7 +50,7 @@ def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     targets = pipeline.config.targets
     progress = pipeline.table("analytics-progress", default=None)
-    # NOTE: applied sample ids never expire: one key per sample and dimension.
+    # NOTE: applied sample ids never expire, so this keeps a key per sample.
     applied = pipeline.table("analytics-applied", default=None)
     breaches = pipeline.table("analytics-breaches", default=None)
     windows: dict[str, Any] = {}
