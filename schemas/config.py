@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.analytics import Targets
 from schemas.durations import Duration
 from schemas.grouping import Flapping
 from schemas.oncall import (
@@ -117,13 +118,6 @@ class Lifecycle(Strict):
         description="resolve an incident still open this long after it opened "
         "or last reopened; 0 turns the timeout off",
     )
-
-
-class Targets(Strict):
-    mtta: Duration = timedelta(minutes=5)
-    mtta_alert: Duration = timedelta(minutes=10)
-    mttr: Duration = timedelta(minutes=60)
-    mttr_alert: Duration = timedelta(minutes=120)
 
 
 class Config(Strict):

@@ -296,15 +296,28 @@ class RunbookRun(Record):
 
 
 class ResponseSample(Record):
-    """A response time of one incident, keyed by service for the analytics tables."""
+    """One incident's contribution to the analytics tables, keyed by `dimension`.
+
+    `seconds` is the time to detect of `opened`, the time to acknowledge of
+    `acknowledged` and the time to resolve of `resolved`. `dimension` is
+    `all`, `service:NAME` or `severity:NAME`, and `sample_id` is unique per
+    incident event and dimension, so a redelivered sample counts once.
+    """
 
     incident_id: str
     service: str
     severity: Severity
     opened_at: AwareDatetime
-    kind: Literal["opened", "acknowledged", "resolved"]
+    kind: Literal["opened", "acknowledged", "resolved", "escalated", "notified"]
     seconds: float | None = None
     acknowledged: bool = False
+    dimension: str = ""
+    sample_id: str = ""
+    at: AwareDatetime | None = None
+    recurrence: bool = False
+    false_positive: bool = False
+    impact: float = 0.0
+    critical_seconds: float = 0.0
 
 
 class DeadLetter(Record):

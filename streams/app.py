@@ -97,6 +97,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     from streams.silences import agent as silences
     from streams.silences import timeline as mute_timeline
     from streams.web import (
+        analytics_views,
         intake,
         oncall_views,
         pagerduty_webhooks,
@@ -116,6 +117,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     mute_timeline.register(pipeline)
     analytics.register(pipeline)
     web.register(pipeline)
+    analytics_views.register(pipeline)
     intake.register(pipeline)
     silences_views.register(pipeline)
     runbook_views.register(pipeline)

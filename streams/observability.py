@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from streams.analytics.metrics import summarize
+from streams.analytics.metrics import WINDOWS_S, split_dimension, summarize
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -62,7 +62,7 @@ class PipelineMetrics:
 
 
 class _ScrapeTimeCollector(Collector):
-    """Consumer lag and the response times of each service's newest window."""
+    """Consumer lag and the response metrics of each service's newest window."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -97,20 +97,46 @@ class _ScrapeTimeCollector(Collector):
             "Mean time to resolve in each service's newest window.",
             labels=["service", "window"],
         )
-        for window in ("hourly", "daily"):
+        p95 = GaugeMetricFamily(
+            "tocsin_response_p95_seconds",
+            "95th percentile of time to acknowledge (tta) or resolve (ttr) in "
+            "each service's newest window, from its DDSketch.",
+            labels=["service", "window", "measure"],
+        )
+        opened = GaugeMetricFamily(
+            "tocsin_incidents_opened",
+            "Incidents opened in each service's newest window.",
+            labels=["service", "window"],
+        )
+        sla = GaugeMetricFamily(
+            "tocsin_sla_compliance_ratio",
+            "Share of incidents acknowledged (tta) or resolved (ttr) within "
+            "target in each service's newest window.",
+            labels=["service", "window", "measure"],
+        )
+        for window in WINDOWS_S:
             table = self.pipeline.tables.get(f"response-{window}")
             if table is None:
                 continue
             newest: dict[str, tuple[float, Any]] = {}
             for stored_key, totals in table.table.items():
-                service, (start, _) = stored_key
+                dimension, (start, _) = stored_key
+                kind, service = split_dimension(dimension)
+                if kind != "service" or service is None:
+                    continue
                 if service not in newest or start > newest[service][0]:
                     newest[service] = (start, totals)
             for service, (_, totals) in sorted(newest.items()):
-                summary = summarize(totals)
+                summary = summarize(totals, WINDOWS_S[window])
                 if summary["mtta_s"] is not None:
                     mtta.add_metric([service, window], summary["mtta_s"])
                 if summary["mttr_s"] is not None:
                     mttr.add_metric([service, window], summary["mttr_s"])
-        yield mtta
-        yield mttr
+                opened.add_metric([service, window], summary["opened"])
+                for measure in ("tta", "ttr"):
+                    labels = [service, window, measure]
+                    if summary[measure]["p95_s"] is not None:
+                        p95.add_metric(labels, summary[measure]["p95_s"])
+                    if summary["sla"][measure] is not None:
+                        sla.add_metric(labels, summary["sla"][measure])
+        yield from (mtta, mttr, p95, opened, sla)

@@ -4,25 +4,61 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
+import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from mode.utils.times import want_seconds
 
 from streams import topics
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(bootstrap_servers: str, prefix: str, partitions: int) -> None:
-    """Create every pipeline topic that does not exist yet.
+def changelog_configs(app: faust.App) -> dict[str, dict[str, str]]:
+    """Return each table's changelog topic with the configs faust would give it.
 
+    The configs follow faust-streaming 0.15.3's aiokafka driver: the cleanup
+    policy from the topic's compacting and deleting flags, and its retention.
+    """
+    found: dict[str, dict[str, str]] = {}
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        flags = set()
+        if topic.compacting:
+            flags.add("compact")
+        if topic.deleting:
+            flags.add("delete")
+        configs = {str(k): str(v) for k, v in (topic.config or {}).items()}
+        if flags:
+            configs["cleanup.policy"] = ",".join(sorted(flags))
+        if topic.retention:
+            configs["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        found[topic.get_topic_name()] = configs
+    return found
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    prefix: str,
+    partitions: int,
+    changelogs: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
+    """Create every pipeline topic, and each of `changelogs`, that does not exist.
+
+    faust creates its changelog topics itself too, but a consumer that
+    subscribes before the broker's metadata lists a new one ignores it, and
+    the table's agent then crashes on every update. Creating them here, and
+    waiting for their leaders, avoids that race.
     Topics that exist keep their partition count; a count different from
     `partitions` is logged, because keys would then map to other partitions.
     """
+    changelogs = changelogs or {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","))
     await admin.start()
     try:
-        wanted = {prefix + spec.name for spec in topics.ALL}
+        wanted = {prefix + spec.name for spec in topics.ALL} | set(changelogs)
         # Describe only topics that exist: a metadata request for a missing
         # topic makes a broker with auto.create.topics.enable create it with
         # its default partition count.
@@ -34,7 +70,12 @@ async def ensure_topics(bootstrap_servers: str, prefix: str, partitions: int) ->
                 present[description["topic"]] = len(description["partitions"])
         missing = sorted(wanted - set(present))
         if missing:
-            new = [NewTopic(name, partitions, 1) for name in missing]
+            new = [
+                NewTopic(
+                    name, partitions, 1, topic_configs=dict(changelogs.get(name, {}))
+                )
+                for name in missing
+            ]
             try:
                 await admin.create_topics(new)
             except TopicAlreadyExistsError:

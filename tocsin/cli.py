@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 import urllib.parse
 from pathlib import Path
@@ -183,10 +184,10 @@ def incidents(state: str | None, service: str | None, url: str) -> None:
     click.echo(f"{listing['total']} incidents")
 
 
-def _command(kind: str, incident_id: str, actor: str, url: str) -> None:
+def _command(kind: str, incident_id: str, actor: str, url: str, **extra: str) -> None:
     try:
         answer = client.request(
-            url, f"/incidents/{incident_id}/{kind}", {"actor": actor}
+            url, f"/incidents/{incident_id}/{kind}", {"actor": actor, **extra}
         )
     except client.WebViewError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -206,9 +207,43 @@ def ack(incident_id: str, actor: str, url: str) -> None:
 @click.argument("incident_id")
 @click.option("--actor", default=lambda: os.environ.get("USER", "cli"), help="Who.")
 @click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
-def resolve(incident_id: str, actor: str, url: str) -> None:
+@click.option(
+    "--false-positive",
+    is_flag=True,
+    help="Record that the incident was a false positive.",
+)
+def resolve(incident_id: str, actor: str, url: str, false_positive: bool) -> None:
     """Resolve an incident."""
-    _command("resolve", incident_id, actor, url)
+    extra = {"resolution": "false_positive"} if false_positive else {}
+    _command("resolve", incident_id, actor, url, **extra)
+
+
+@main.command()
+@click.argument("incident_id")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write; - prints it. Default: postmortem-INCIDENT_ID.md.",
+)
+@click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
+def postmortem(incident_id: str, output: Path | None, url: str) -> None:
+    """Write a Markdown postmortem draft from an incident's timeline."""
+    try:
+        markdown = client.request_text(
+            url, f"/incidents/{urllib.parse.quote(incident_id)}/postmortem"
+        )
+    except client.WebViewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if output is not None and str(output) == "-":
+        click.echo(markdown, nl=False)
+        return
+    safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", incident_id)
+    path = output or Path(f"postmortem-{safe_id}.md")
+    try:
+        path.write_text(markdown)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc}") from exc
+    click.echo(f"wrote {path}")
 
 
 @main.command()

@@ -16,6 +16,17 @@ def request(
     base_url: str, path: str, body: dict[str, Any] | None = None, timeout_s: float = 10
 ) -> Any:
     """Send a GET (or a POST when `body` is given) and return the decoded JSON."""
+    return json.loads(_send(base_url, path, body, timeout_s) or b"null")
+
+
+def request_text(base_url: str, path: str, timeout_s: float = 10) -> str:
+    """Send a GET and return the body as text."""
+    return _send(base_url, path, None, timeout_s).decode()
+
+
+def _send(
+    base_url: str, path: str, body: dict[str, Any] | None, timeout_s: float
+) -> bytes:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
         base_url.rstrip("/") + path,
@@ -25,7 +36,8 @@ def request(
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as response:
-            return json.loads(response.read() or b"null")
+            raw: bytes = response.read()
+            return raw
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         raise WebViewError(

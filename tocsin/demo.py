@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from streams.analytics.breaches import is_target_alert
 from tocsin import client
 from tocsin.broker import BrokerHandle, start_kafka, start_tansu
 from tocsin.replay import replay_metrics
@@ -121,7 +122,9 @@ def _wait_settled(url: str) -> list[dict[str, Any]]:
     return _snapshot(url)
 
 
-def _report(incidents: list[dict[str, Any]], url: str) -> None:
+def _report(everything: list[dict[str, Any]], url: str) -> None:
+    target_alerts = [i for i in everything if is_target_alert(i)]
+    incidents = [i for i in everything if not is_target_alert(i)]
     print("\nIncidents per series:")
     for name, labels in SERIES:
         mine = [i for i in incidents if i["service"] == labels["service"]]
@@ -141,6 +144,11 @@ def _report(incidents: list[dict[str, Any]], url: str) -> None:
     print("\nNotifications sent per receiver:")
     for receiver, count in sorted(sent.items()):
         print(f"  {receiver:<20} {count:>4}")
+    print("\nResponse target alerts (MTTA or MTTR above its alert level):")
+    for incident in target_alerts:
+        print(f"  {incident['title']}")
+    if not target_alerts:
+        print("  none")
     print("\nMTTR per service (daily windows, all incidents of the replay):")
     rows = client.request(url, "/metrics/response?window=daily")["rows"]
     for service in sorted({r["service"] for r in rows}):

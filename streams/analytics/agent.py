@@ -1,4 +1,11 @@
-"""faust glue for analytics: timeline to response samples to windowed tables."""
+"""faust glue for analytics: timeline to response samples to windowed tables.
+
+`analytics-samples` reads the timeline, keyed by group key, and publishes
+each counted event once per dimension (`all`, `service:NAME`,
+`severity:NAME`) keyed by that dimension. `analytics` adds the samples into
+the windowed tables, so each dimension's windows live on one partition and
+the web view can route a query for a key to the worker that owns it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from schemas.records import IncidentEvent, ResponseSample
 from streams import topics
-from streams.analytics.metrics import EMPTY_WINDOW, WINDOWS_S, add_sample, sample_for
+from streams.analytics.breaches import (
+    CHECKED_WINDOW,
+    breach_alert,
+    breach_changes,
+    is_target_alert,
+)
+from streams.analytics.metrics import (
+    WINDOWS,
+    add_sample,
+    dimensions,
+    split_dimension,
+    summarize,
+)
+from streams.analytics.progress import next_samples
 
 if TYPE_CHECKING:
     import faust
@@ -17,26 +37,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# faust drops a window once opened times on its partition pass its end by this.
 RETENTION = timedelta(days=30)
 
 
 def _opened_at(event: faust.EventT[bytes]) -> float:
-    """Place a sample in the window of its incident's opened time."""
+    """Place a sample in the windows of its incident's opened time."""
     return ResponseSample.model_validate_json(event.value).opened_at.timestamp()
 
 
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
+    targets = pipeline.config.targets
+    progress = pipeline.table("analytics-progress", default=None)
+    # NOTE: applied sample ids never expire, so this keeps a key per sample.
     applied = pipeline.table("analytics-applied", default=None)
+    breaches = pipeline.table("analytics-breaches", default=None)
     windows: dict[str, Any] = {}
-    for name, size_s in WINDOWS_S.items():
-        wrapper: Any = pipeline.table(f"response-{name}", default=dict).tumbling(
-            size_s, expires=RETENTION
-        )
+    for name, spec in WINDOWS.items():
+        base: Any = pipeline.table(f"response-{name}", default=dict)
+        expires = RETENTION + timedelta(seconds=spec.size_s)
+        if spec.step_s == spec.size_s:
+            wrapper = base.tumbling(spec.size_s, expires=expires)
+        else:
+            wrapper = base.hopping(spec.size_s, spec.step_s, expires=expires)
         # faust's WindowWrapperT type omits relative_to, which takes a callable.
         windows[name] = wrapper.relative_to(_opened_at)
-    for name, table in windows.items():
-        pipeline.tables[f"response-{name}"] = table
+        pipeline.tables[f"response-{name}"] = windows[name]
+
+    def count_sample(window: Any, sample: ResponseSample) -> Any:
+        return add_sample(window or {}, sample, targets)
 
     async def to_samples(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -45,9 +75,50 @@ def register(pipeline: Pipeline) -> None:
             )
             if incident_event is None:
                 continue
-            sample = sample_for(incident_event)
-            if sample is not None:
-                await pipeline.publish(topics.RESPONSE_SAMPLES, sample.service, sample)
+            # Incidents of target alerts stay out of the metrics they watch,
+            # so a breach never moves the mean it reports.
+            if is_target_alert({"labels": incident_event.labels}):
+                continue
+            state, samples = next_samples(
+                progress.get(incident_event.incident_id), incident_event, targets
+            )
+            # Publish before recording progress: a crash in between sends the
+            # samples again, and `analytics` drops them by sample id.
+            for sample in samples:
+                for dimension in dimensions(sample.service, sample.severity.value):
+                    keyed = sample.model_copy(update={"dimension": dimension})
+                    await pipeline.publish(topics.RESPONSE_SAMPLES, dimension, keyed)
+            progress[incident_event.incident_id] = state
+
+    async def raise_breaches(sample: ResponseSample) -> None:
+        kind, service = split_dimension(sample.dimension)
+        if kind != "service" or service is None or sample.at is None:
+            return
+        window = windows[CHECKED_WINDOW]
+        spec = WINDOWS[CHECKED_WINDOW]
+        start = sample.opened_at.timestamp() // spec.size_s * spec.size_s
+        summary = summarize(window[sample.dimension].value() or {}, spec.size_s)
+        breach_key = f"{sample.dimension}|{start}"
+        raised: dict[str, str] = breaches.get(breach_key) or {}
+        changes = breach_changes(summary, pipeline.config, raised)
+        for measure, status in changes.items():
+            mean_s = summary[f"{measure}_s"]
+            alert = breach_alert(
+                pipeline.config, service, measure, start, status, mean_s, sample.at
+            )
+            await pipeline.publish(topics.ALERTS, alert.group_key, alert)
+            log.info(
+                "response target alert %s service=%s measure=%s mean_s=%.1f",
+                status.value,
+                service,
+                measure,
+                mean_s,
+            )
+        if changes:
+            breaches[breach_key] = {
+                **raised,
+                **{m: s.value for m, s in changes.items()},
+            }
 
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -56,13 +127,20 @@ def register(pipeline: Pipeline) -> None:
             )
             if sample is None:
                 continue
-            applied_key = f"{sample.incident_id}:{sample.kind}"
+            if not sample.dimension:
+                # Samples written before dimensions existed count per service.
+                sample = sample.model_copy(
+                    update={"dimension": f"service:{sample.service}"}
+                )
+            sample_id = sample.sample_id or f"{sample.incident_id}:{sample.kind}"
+            applied_key = f"{sample.dimension}|{sample_id}"
             if applied.get(applied_key) is not None:
                 continue
-            applied[applied_key] = True
             for table in windows.values():
-                current = table[sample.service].value() or dict(EMPTY_WINDOW)
-                table[sample.service] = add_sample(current, sample)
+                table[sample.dimension].apply(count_sample, sample)
+            applied[applied_key] = True
+            if sample.kind in {"acknowledged", "resolved"}:
+                await raise_breaches(sample)
 
     app.agent(pipeline.topic(topics.INCIDENT_EVENTS), name="analytics-samples")(
         to_samples

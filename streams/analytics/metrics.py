@@ -1,33 +1,113 @@
-"""Response-time arithmetic: samples from events, window sums, and their means."""
+"""Response metrics: samples from timeline events, window aggregates, summaries.
+
+A window aggregate is a JSON-ready dict of counts, sums and serialised
+DDSketches. Aggregates of two windows or two partitions merge exactly with
+`merge_windows`, because counts and sums add and DDSketch merges bin by bin.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
-from schemas.records import EventKind, IncidentEvent, ResponseSample
+from schemas.analytics import Targets
+from schemas.records import EventKind, IncidentEvent, ResponseSample, Severity
+from streams.analytics import sketches
 
-EMPTY_WINDOW: dict[str, float] = {
-    "opened": 0,
-    "acknowledged": 0,
-    "acknowledge_total_s": 0.0,
-    "resolved": 0,
-    "resolve_total_s": 0.0,
-    "resolved_unacknowledged": 0,
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A window of the analytics tables: tumbling when `step_s` equals `size_s`."""
+
+    size_s: int
+    step_s: int
+
+
+WINDOWS = {
+    "hourly": WindowSpec(3600, 3600),
+    "daily": WindowSpec(86400, 86400),
+    "weekly": WindowSpec(7 * 86400, 86400),
 }
+WINDOWS_S = {name: spec.size_s for name, spec in WINDOWS.items()}
 
-WINDOWS_S = {"hourly": 3600, "daily": 86400}
+# Time to detect, to acknowledge and to resolve.
+MEASURES = ("ttd", "tta", "ttr")
+QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95}
+COUNTS = (
+    "opened",
+    "acknowledged",
+    "resolved",
+    "resolved_unacknowledged",
+    "recurrences",
+    "false_positives",
+    "escalations",
+    "notifications",
+    "tta_within_target",
+    "ttr_within_target",
+)
+SUMS = ("impact_score", "critical_s")
+
+FALSE_POSITIVE = "false_positive"
+AFFECTED_USERS_LABEL = "affected_users"
 
 
-def sample_for(event: IncidentEvent) -> ResponseSample | None:
+def empty_window() -> dict[str, Any]:
+    window: dict[str, Any] = dict.fromkeys(COUNTS, 0)
+    window.update(dict.fromkeys(SUMS, 0.0))
+    for measure in MEASURES:
+        window[measure] = {"count": 0, "sum": 0.0, "sketch": None}
+    return window
+
+
+EMPTY_WINDOW = empty_window()
+
+
+def dimensions(service: str, severity: str) -> list[str]:
+    """Return the table keys a sample of this service and severity updates."""
+    return ["all", f"service:{service}", f"severity:{severity}"]
+
+
+def affected_users(event: IncidentEvent) -> int:
+    """Return the `affected_users` label as a count, 1 when missing or invalid."""
+    raw = event.labels.get(AFFECTED_USERS_LABEL)
+    if raw is None:
+        return 1
+    try:
+        users = int(raw)
+    except ValueError:
+        users = -1
+    if users < 0:
+        log.warning(
+            "invalid affected_users label %r on incident_id=%s: expected a "
+            "non-negative integer; counting 1",
+            raw,
+            event.incident_id,
+        )
+        return 1
+    return users
+
+
+def sample_for(
+    event: IncidentEvent, targets: Targets | None = None
+) -> ResponseSample | None:
     """Return the response sample an incident event contributes, if any.
 
-    Time to acknowledge is the first acknowledgement minus the opened time;
-    time to resolve is the resolve minus the opened time.
+    Time to detect is the opened time minus the start of impact; time to
+    acknowledge is the acknowledgement minus the opened time; time to resolve
+    is the resolve minus the opened time. The impact score of a resolve is
+    severity weight * duration in hours * affected users. Callers pass only
+    the first acknowledgement and the first resolve of an incident.
     """
+    targets = targets or Targets()
     kinds = {
         EventKind.OPENED: "opened",
         EventKind.ACKNOWLEDGED: "acknowledged",
         EventKind.RESOLVED: "resolved",
+        EventKind.ESCALATED: "escalated",
+        EventKind.NOTIFIED: "notified",
     }
     kind = kinds.get(event.kind)
     if kind is None:
@@ -35,69 +115,180 @@ def sample_for(event: IncidentEvent) -> ResponseSample | None:
     # An acknowledgement after an ack timeout is not the first one.
     if kind == "acknowledged" and event.details.get("again"):
         return None
-    seconds = None
-    if kind != "opened":
-        seconds = (event.at - event.opened_at).total_seconds()
+    fields: dict[str, Any] = {}
+    if kind == "opened":
+        detect_s = (event.opened_at - event.started_at).total_seconds()
+        fields["seconds"] = max(0.0, detect_s)
+        fields["recurrence"] = bool(event.details.get("recurrence_of"))
+    elif kind in {"acknowledged", "resolved"}:
+        fields["seconds"] = (event.at - event.opened_at).total_seconds()
+    if kind == "resolved":
+        duration_s = fields["seconds"]
+        weight = targets.weight(event.severity.value)
+        fields["impact"] = weight * duration_s / 3600 * affected_users(event)
+        fields["false_positive"] = event.details.get("resolution") == FALSE_POSITIVE
+        if event.severity is Severity.CRITICAL:
+            fields["critical_seconds"] = duration_s
     return ResponseSample(
         incident_id=event.incident_id,
         service=event.service,
         severity=event.severity,
         opened_at=event.opened_at,
         kind=kind,
-        seconds=seconds,
         acknowledged=bool(event.details.get("acknowledged", False)),
+        at=event.at,
+        sample_id=event.idempotency_key,
+        **fields,
     )
 
 
-def add_sample(window: dict[str, float], sample: ResponseSample) -> dict[str, float]:
-    """Return the window sums with one more sample counted."""
-    totals = {**EMPTY_WINDOW, **window}
-    if sample.kind == "opened":
-        totals["opened"] += 1
-    elif sample.kind == "acknowledged":
-        totals["acknowledged"] += 1
-        totals["acknowledge_total_s"] += sample.seconds or 0.0
-    else:
-        totals["resolved"] += 1
-        totals["resolve_total_s"] += sample.seconds or 0.0
-        if not sample.acknowledged:
-            totals["resolved_unacknowledged"] += 1
-    return totals
-
-
-def summarize(totals: dict[str, float]) -> dict[str, Any]:
-    """Return counts with MTTA and MTTR in seconds, null where nothing counted."""
-    totals = {**EMPTY_WINDOW, **totals}
-    acknowledged = totals.get("acknowledged", 0)
-    resolved = totals.get("resolved", 0)
-    return {
-        "opened": int(totals.get("opened", 0)),
-        "acknowledged": int(acknowledged),
-        "resolved": int(resolved),
-        "resolved_unacknowledged": int(totals.get("resolved_unacknowledged", 0)),
-        "mtta_s": totals["acknowledge_total_s"] / acknowledged
-        if acknowledged
-        else None,
-        "mttr_s": totals["resolve_total_s"] / resolved if resolved else None,
+def _add_measure(window: dict[str, Any], measure: str, seconds: float) -> None:
+    current = window[measure]
+    window[measure] = {
+        "count": current["count"] + 1,
+        "sum": current["sum"] + seconds,
+        "sketch": sketches.add(current["sketch"], seconds),
     }
 
 
+def add_sample(
+    window: dict[str, Any], sample: ResponseSample, targets: Targets | None = None
+) -> dict[str, Any]:
+    """Return the window aggregate with one more sample counted."""
+    targets = targets or Targets()
+    totals = {**empty_window(), **window}
+    seconds = sample.seconds
+    if sample.kind == "opened":
+        totals["opened"] += 1
+        totals["recurrences"] += int(sample.recurrence)
+        if seconds is not None:
+            _add_measure(totals, "ttd", seconds)
+    elif sample.kind == "acknowledged" and seconds is not None:
+        totals["acknowledged"] += 1
+        _add_measure(totals, "tta", seconds)
+        within = seconds <= targets.mtta.total_seconds()
+        totals["tta_within_target"] += int(within)
+    elif sample.kind == "resolved" and seconds is not None:
+        totals["resolved"] += 1
+        _add_measure(totals, "ttr", seconds)
+        within = seconds <= targets.mttr.total_seconds()
+        totals["ttr_within_target"] += int(within)
+        totals["resolved_unacknowledged"] += int(not sample.acknowledged)
+        totals["false_positives"] += int(sample.false_positive)
+        totals["impact_score"] += sample.impact
+        totals["critical_s"] += sample.critical_seconds
+    elif sample.kind == "escalated":
+        totals["escalations"] += 1
+    elif sample.kind == "notified":
+        totals["notifications"] += 1
+    return totals
+
+
+def merge_windows(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Return the aggregate of the samples of both windows."""
+    a = {**empty_window(), **first}
+    b = {**empty_window(), **second}
+    merged: dict[str, Any] = {name: a[name] + b[name] for name in (*COUNTS, *SUMS)}
+    for measure in MEASURES:
+        merged[measure] = {
+            "count": a[measure]["count"] + b[measure]["count"],
+            "sum": a[measure]["sum"] + b[measure]["sum"],
+            "sketch": sketches.merge(a[measure]["sketch"], b[measure]["sketch"]),
+        }
+    return merged
+
+
+def summarize_measure(measure: dict[str, Any]) -> dict[str, Any]:
+    """Return count, exact mean and sketch percentiles in seconds, null if empty."""
+    count = int(measure["count"])
+    summary: dict[str, Any] = {"count": count, "mean_s": None}
+    summary.update({f"{name}_s": None for name in QUANTILES})
+    if count == 0:
+        return summary
+    summary["mean_s"] = measure["sum"] / count
+    for name, value in sketches.quantiles(measure["sketch"], QUANTILES).items():
+        summary[f"{name}_s"] = value
+    return summary
+
+
+def _share(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def summarize(totals: dict[str, Any], size_s: float = 3600) -> dict[str, Any]:
+    """Return a window's metrics; means, rates and shares are null when empty.
+
+    Availability is one minus the share of the window that critical
+    incidents lasted, and is null for a window that opened no incident.
+    """
+    totals = {**empty_window(), **totals}
+    opened = int(totals["opened"])
+    acknowledged = int(totals["acknowledged"])
+    resolved = int(totals["resolved"])
+    measures = {m: summarize_measure(totals[m]) for m in MEASURES}
+    availability = None
+    # NOTE: a critical incident's whole duration counts in the window it
+    # opened in, and overlapping critical incidents count twice.
+    if opened:
+        availability = max(0.0, 1.0 - totals["critical_s"] / size_s)
+    return {
+        "opened": opened,
+        "acknowledged": acknowledged,
+        "resolved": resolved,
+        "unacknowledged": max(0, opened - acknowledged),
+        "resolved_unacknowledged": int(totals["resolved_unacknowledged"]),
+        "mtta_s": measures["tta"]["mean_s"],
+        "mttr_s": measures["ttr"]["mean_s"],
+        "mttd_s": measures["ttd"]["mean_s"],
+        **measures,
+        "sla": {
+            "tta": _share(totals["tta_within_target"], acknowledged),
+            "ttr": _share(totals["ttr_within_target"], resolved),
+        },
+        "availability": availability,
+        "recurrence_rate": _share(totals["recurrences"], opened),
+        "false_positive_rate": _share(totals["false_positives"], resolved),
+        "recurrences": int(totals["recurrences"]),
+        "false_positives": int(totals["false_positives"]),
+        "escalations": int(totals["escalations"]),
+        "notifications": int(totals["notifications"]),
+        "impact_score": float(totals["impact_score"]),
+    }
+
+
+def split_dimension(dimension: str) -> tuple[str, str | None]:
+    """Return the kind (`all`, `service`, `severity`) and name of a table key."""
+    kind, _, name = dimension.partition(":")
+    return kind, (name or None)
+
+
 def window_rows(
-    items: Any, window: str, service: str | None = None
+    items: Any,
+    window: str,
+    dimension: str | None = None,
+    kind: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Flatten a windowed table's `((key, (start, end)), totals)` items into rows."""
+    """Flatten a windowed table's `((key, (start, end)), totals)` items into rows.
+
+    `dimension` keeps one key; `kind` keeps the keys of one kind.
+    """
+    size_s = WINDOWS[window].size_s
     rows = []
     for stored_key, totals in items:
         key, (start, end) = stored_key
-        if service is not None and key != service:
+        if dimension is not None and key != dimension:
             continue
-        rows.append(
-            {
-                "service": key,
-                "window": window,
-                "window_start": start,
-                "window_end": end,
-                **summarize(totals),
-            }
-        )
-    return sorted(rows, key=lambda row: (row["service"], row["window_start"]))
+        key_kind, name = split_dimension(key)
+        if kind is not None and key_kind != kind:
+            continue
+        row: dict[str, Any] = {
+            "dimension": key,
+            "window": window,
+            "window_start": start,
+            "window_end": end,
+            **summarize(totals or {}, size_s),
+        }
+        if key_kind in {"service", "severity"}:
+            row[key_kind] = name
+        rows.append(row)
+    return sorted(rows, key=lambda row: (row["dimension"], row["window_start"]))

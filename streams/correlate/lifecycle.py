@@ -434,7 +434,12 @@ def _flaps(group: Group, alert: Alert, rules: GroupRules) -> bool:
 
 
 def _resolve(
-    group: Group, incident: Incident, at: datetime, actor: str, how: str
+    group: Group,
+    incident: Incident,
+    at: datetime,
+    actor: str,
+    how: str,
+    resolution: str | None = None,
 ) -> IncidentEvent:
     incident.state = IncidentState.RESOLVED
     incident.resolved_at = at
@@ -442,7 +447,12 @@ def _resolve(
     incident.pending_changes = []
     if group.open_incident == incident.incident_id:
         group.open_incident = None
-    details = {"how": how, "acknowledged": incident.acknowledged_at is not None}
+    details: dict[str, Any] = {
+        "how": how,
+        "acknowledged": incident.acknowledged_at is not None,
+    }
+    if resolution is not None:
+        details["resolution"] = resolution
     return incident.append(EventKind.RESOLVED, at, actor, details)
 
 
@@ -478,7 +488,16 @@ def apply_command(
     if incident.state is IncidentState.RESOLVED:
         return earlier
     if command.kind is CommandKind.RESOLVE:
-        return [*earlier, _resolve(group, incident, command.at, actor, "by a person")]
+        resolution = command.details.get("resolution")
+        resolved = _resolve(
+            group,
+            incident,
+            command.at,
+            actor,
+            "by a person",
+            resolution if isinstance(resolution, str) else None,
+        )
+        return [*earlier, resolved]
     if command.kind is CommandKind.ACKNOWLEDGE:
         return [*earlier, *_acknowledge(incident, command.at, actor)]
     if command.kind is CommandKind.ACK_TIMEOUT:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,6 +39,11 @@ class CommandBody(BaseModel):
     note: str = Field(
         default="", max_length=2000, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
     )
+    resolution: Literal["fixed", "false_positive"] | None = Field(
+        default=None,
+        description="why a resolve closed the incident; false_positive counts "
+        "it in the false-positive rate",
+    )
 
 
 def summary(incident: dict[str, Any]) -> dict[str, Any]:
@@ -57,3 +62,25 @@ def filter_incidents(
     )
     page = kept[query.offset : query.offset + query.limit]
     return {"total": len(kept), "offset": query.offset, "incidents": page}
+
+
+def merge_listings(
+    local: list[dict[str, Any]], parts: list[dict[str, Any]], query: IncidentFilter
+) -> dict[str, Any]:
+    """Merge this worker's incidents with other workers' first pages, then page.
+
+    Each part contains a worker's first `offset + limit` matches, which is all
+    a page of the merged list can contain.
+    """
+    first_pages = query.model_copy(
+        update={"offset": 0, "limit": query.offset + query.limit}
+    )
+    everything = filter_incidents(local, first_pages)
+    total = everything["total"]
+    merged = list(everything["incidents"])
+    for part in parts:
+        total += int(part.get("total", 0))
+        merged.extend(part.get("incidents", []))
+    merged.sort(key=lambda i: (i["opened_at"], i["incident_id"]), reverse=True)
+    page = merged[query.offset : query.offset + query.limit]
+    return {"total": total, "offset": query.offset, "incidents": page}

@@ -1,4 +1,4 @@
-"""faust web views: health, incidents, acknowledge and resolve, response metrics."""
+"""faust web views: health, incidents, acknowledge and resolve, Prometheus."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from faust import web
 from pydantic import ValidationError
 
 from schemas.records import Command, CommandKind, group_key_of
 from streams import topics
-from streams.analytics.metrics import WINDOWS_S, window_rows
 from streams.deadletter import describe_validation_error
-from streams.web.queries import CommandBody, IncidentFilter, filter_incidents
+from streams.web import routing
+from streams.web.queries import (
+    CommandBody,
+    IncidentFilter,
+    filter_incidents,
+    merge_listings,
+)
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -41,26 +47,53 @@ def register(pipeline: Pipeline) -> None:
             return view.json({"status": "ready"})
         return view.json({"status": "starting"}, status=503)
 
-    # NOTE: lists read this worker's tables only. With several workers each
-    # lists the incidents of its own partitions, until queries are routed.
+    # Each worker lists its own partitions' incidents; the one asked merges
+    # the other workers' pages into one.
     @app.page("/incidents")
     async def list_incidents(view: web.View, request: web.Request) -> web.Response:
+        params = {k: v for k, v in request.query.items() if k != "scope"}
         try:
-            query = IncidentFilter.model_validate(dict(request.query))
+            query = IncidentFilter.model_validate(params)
         except ValidationError as exc:
             return bad_request(view, describe_validation_error(exc))
-        return view.json(filter_incidents(list(incidents.values()), query))
+        if routing.is_local(request):
+            first_pages = query.model_copy(
+                update={"offset": 0, "limit": query.offset + query.limit}
+            )
+            return view.json(filter_incidents(list(incidents.values()), first_pages))
+        local = list(incidents.values())
+        parts, failed = await routing.gather_from_peers(app, request)
+        listing = merge_listings(local, parts, query)
+        if failed:
+            listing["unavailable_workers"] = failed
+        return view.json(listing)
 
     @app.page("/incidents/{incident_id}")
     async def show_incident(
         view: web.View, request: web.Request, incident_id: str
     ) -> web.Response:
+        try:
+            group_key = group_key_of(incident_id)
+        except ValueError as exc:
+            return bad_request(view, str(exc))
+        routed = await routing.route_to_owner(
+            app, incidents.name, group_key, view, request
+        )
+        if routed is not None:
+            return routed
         incident = incidents.get(incident_id)
         if incident is None:
             return view.json(
                 {"error": f"incident {incident_id!r} not found"}, status=404
             )
         return view.json(incident)
+
+    async def incident_exists(incident_id: str, group_key: str) -> bool:
+        if routing.owned_here(app, incidents.name, group_key):
+            return incidents.get(incident_id) is not None
+        return await routing.exists_on_owner(
+            app, incidents.name, group_key, f"/incidents/{incident_id}"
+        )
 
     async def command(
         view: web.View, request: web.Request, incident_id: str, kind: CommandKind
@@ -72,12 +105,30 @@ def register(pipeline: Pipeline) -> None:
             return bad_request(view, describe_validation_error(exc))
         except ValueError as exc:
             return bad_request(view, str(exc))
-        if incidents.get(incident_id) is None:
+        try:
+            exists = await incident_exists(incident_id, group_key)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning(
+                "request to the owner of incident_id=%s failed: %r", incident_id, exc
+            )
+            return view.json(
+                {
+                    "error": f"request to the worker owning {incident_id!r} "
+                    "failed, retry"
+                },
+                status=503,
+            )
+        if not exists:
             return view.json(
                 {"error": f"incident {incident_id!r} not found"}, status=404
             )
         if kind is CommandKind.NOTE and not body.note:
             return bad_request(view, "a note needs a non-empty note field")
+        if body.resolution is not None and kind is not CommandKind.RESOLVE:
+            return bad_request(view, "resolution is allowed on a resolve only")
+        details: dict[str, Any] = {"note": body.note} if body.note else {}
+        if body.resolution is not None:
+            details["resolution"] = body.resolution
         record = Command(
             command_id=str(uuid.uuid4()),
             kind=kind,
@@ -85,7 +136,7 @@ def register(pipeline: Pipeline) -> None:
             actor=body.actor,
             source="http",
             at=pipeline.clock.now(),
-            details={"note": body.note} if body.note else {},
+            details=details,
         )
         await pipeline.publish(topics.COMMANDS, group_key, record)
         log.info("command accepted kind=%s incident_id=%s", kind, incident_id)
@@ -112,26 +163,3 @@ def register(pipeline: Pipeline) -> None:
             pipeline.metrics.exposition(),
             content_type="text/plain; version=0.0.4",
         )
-
-    @app.page("/metrics/response")
-    async def response_metrics(view: web.View, request: web.Request) -> web.Response:
-        window = request.query.get("window", "hourly")
-        if window not in WINDOWS_S:
-            allowed = ", ".join(WINDOWS_S)
-            return bad_request(view, f"invalid window {window!r}: allowed {allowed}")
-        table = pipeline.tables[f"response-{window}"].table
-        service = request.query.get("service")
-        at = request.query.get("at")
-        if at is None:
-            rows = window_rows(table.items(), window, service)
-            return view.json({"window": window, "rows": rows})
-        if service is None:
-            return bad_request(view, "the at parameter needs a service parameter")
-        try:
-            timestamp = float(at)
-        except ValueError:
-            return bad_request(view, f"invalid at {at!r}: expected Unix seconds")
-        start, end = table.window.ranges(timestamp)[0]
-        stored = table.get((service, (start, end))) or {}
-        rows = window_rows([((service, (start, end)), stored)], window)
-        return view.json({"window": window, "rows": rows})

@@ -1,19 +1,25 @@
-"""Response metrics: samples from timeline events, window sums and summaries."""
+"""Response metrics: samples from timeline events, window aggregates, summaries."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from factories import at, make_event
 
-from schemas.records import EventKind, IncidentState, ResponseSample
+from schemas.analytics import Targets
+from schemas.records import EventKind, IncidentState, ResponseSample, Severity
 from streams.analytics.metrics import (
     EMPTY_WINDOW,
     add_sample,
+    affected_users,
+    dimensions,
+    merge_windows,
     sample_for,
     summarize,
     window_rows,
 )
+from streams.analytics.progress import next_samples
 
 
 def acknowledged(seconds: float, incident_id: str = "g1-1") -> ResponseSample:
@@ -51,8 +57,8 @@ def opened(incident_id: str = "g1-1") -> ResponseSample:
     return sample
 
 
-def total(*samples: ResponseSample) -> dict[str, float]:
-    window: dict[str, float] = {}
+def total(*samples: ResponseSample) -> dict[str, Any]:
+    window: dict[str, Any] = {}
     for sample in samples:
         window = add_sample(window, sample)
     return window
@@ -61,11 +67,11 @@ def total(*samples: ResponseSample) -> dict[str, float]:
 # sample_for
 
 
-def test_opened_sample_has_no_duration() -> None:
+def test_opened_sample_measures_time_to_detect() -> None:
     sample = opened()
 
     assert sample.kind == "opened"
-    assert sample.seconds is None
+    assert sample.seconds == 300
 
 
 def test_acknowledged_sample_measures_from_open() -> None:
@@ -89,7 +95,7 @@ def test_sample_carries_opened_time() -> None:
 
 
 def test_other_events_give_no_sample() -> None:
-    for kind in (EventKind.ALERT_ADDED, EventKind.ESCALATED, EventKind.NOTIFIED):
+    for kind in (EventKind.ALERT_ADDED, EventKind.NOTE_ADDED, EventKind.REOPENED):
         assert sample_for(make_event(kind=kind, seq=2)) is None, kind
 
 
@@ -167,12 +173,13 @@ HOUR_END = HOUR_START + 3600
 
 
 def test_window_rows_accept_tuple_keys() -> None:
-    items = [(("api", (HOUR_START, HOUR_END)), total(opened()))]
+    items = [(("service:api", (HOUR_START, HOUR_END)), total(opened()))]
 
     rows = window_rows(items, "hourly")
 
     assert rows == [
         {
+            "dimension": "service:api",
             "service": "api",
             "window": "hourly",
             "window_start": HOUR_START,
@@ -183,19 +190,19 @@ def test_window_rows_accept_tuple_keys() -> None:
 
 
 def test_window_rows_accept_json_list_keys() -> None:
-    tuple_items = [(("api", (HOUR_START, HOUR_END)), total(opened()))]
-    list_items: list[Any] = [[["api", [HOUR_START, HOUR_END]], total(opened())]]
+    tuple_items = [(("service:api", (HOUR_START, HOUR_END)), total(opened()))]
+    list_items: list[Any] = [[["service:api", [HOUR_START, HOUR_END]], total(opened())]]
 
     assert window_rows(list_items, "hourly") == window_rows(tuple_items, "hourly")
 
 
 def test_window_rows_filter_by_service() -> None:
     items = [
-        (("api", (HOUR_START, HOUR_END)), total(opened())),
-        (("trainer", (HOUR_START, HOUR_END)), total(opened())),
+        (("service:api", (HOUR_START, HOUR_END)), total(opened())),
+        (("service:trainer", (HOUR_START, HOUR_END)), total(opened())),
     ]
 
-    rows = window_rows(items, "hourly", service="trainer")
+    rows = window_rows(items, "hourly", dimension="service:trainer")
 
     assert [row["service"] for row in rows] == ["trainer"]
 
@@ -203,9 +210,9 @@ def test_window_rows_filter_by_service() -> None:
 def test_window_rows_sorted_by_service_then_start() -> None:
     later = HOUR_START + 3600
     items: list[Any] = [
-        (("trainer", (HOUR_START, HOUR_END)), {}),
-        (("api", (later, later + 3600)), {}),
-        (("api", (HOUR_START, HOUR_END)), {}),
+        (("service:trainer", (HOUR_START, HOUR_END)), {}),
+        (("service:api", (later, later + 3600)), {}),
+        (("service:api", (HOUR_START, HOUR_END)), {}),
     ]
 
     rows = window_rows(items, "hourly")
@@ -215,7 +222,222 @@ def test_window_rows_sorted_by_service_then_start() -> None:
 
 
 def test_window_rows_report_empty_window_as_null() -> None:
-    rows = window_rows([(("api", (HOUR_START, HOUR_END)), {})], "daily")
+    rows = window_rows([(("service:api", (HOUR_START, HOUR_END)), {})], "daily")
 
     assert rows[0]["mtta_s"] is None
     assert rows[0]["mttr_s"] is None
+
+
+# percentiles, merging and the other metrics
+
+TARGETS = Targets()
+
+
+def window_of(*samples: ResponseSample) -> dict[str, Any]:
+    window: dict[str, Any] = {}
+    for sample in samples:
+        window = add_sample(window, sample, TARGETS)
+    return window
+
+
+def lower_rank(values: list[float], quantile: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(quantile * (len(ordered) - 1))]
+
+
+ACK_SECONDS = [12.0, 45.0, 60.0, 95.0, 180.0, 240.0, 420.0, 600.0, 1500.0, 3600.0]
+
+
+def acknowledgements(seconds: list[float]) -> list[ResponseSample]:
+    return [acknowledged(s, f"g{i}-1") for i, s in enumerate(seconds)]
+
+
+def test_percentiles_within_sketch_accuracy() -> None:
+    summary = summarize(window_of(*acknowledgements(ACK_SECONDS)))["tta"]
+
+    for name, quantile in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95)):
+        exact = lower_rank(ACK_SECONDS, quantile)
+        assert summary[f"{name}_s"] == pytest.approx(exact, rel=0.01), name
+
+
+def test_mean_is_exact() -> None:
+    summary = summarize(window_of(*acknowledgements(ACK_SECONDS)))["tta"]
+
+    assert summary["count"] == len(ACK_SECONDS)
+    assert summary["mean_s"] == pytest.approx(sum(ACK_SECONDS) / len(ACK_SECONDS))
+
+
+def test_merged_windows_equal_one_window() -> None:
+    samples = acknowledgements(ACK_SECONDS)
+    whole = summarize(window_of(*samples))
+    merged = summarize(merge_windows(window_of(*samples[:4]), window_of(*samples[4:])))
+
+    assert merged == whole
+
+
+def test_merge_with_empty_window_changes_nothing() -> None:
+    window = window_of(*acknowledgements(ACK_SECONDS))
+
+    assert summarize(merge_windows(window, {})) == summarize(window)
+
+
+def test_empty_window_reports_null_rates() -> None:
+    summary = summarize({})
+
+    assert summary["tta"]["p95_s"] is None
+    assert summary["sla"] == {"tta": None, "ttr": None}
+    assert summary["availability"] is None
+    assert summary["recurrence_rate"] is None
+    assert summary["false_positive_rate"] is None
+
+
+def test_sla_share_within_target() -> None:
+    # The MTTA target is 5 minutes: 12 s to 240 s are within it.
+    summary = summarize(window_of(*acknowledgements(ACK_SECONDS)))
+
+    assert summary["sla"]["tta"] == pytest.approx(6 / 10)
+
+
+def test_false_positive_rate_counts_resolutions() -> None:
+    fp = make_event(
+        incident_id="b-1",
+        kind=EventKind.RESOLVED,
+        seq=2,
+        at=at(60),
+        details={"acknowledged": False, "resolution": "false_positive"},
+    )
+    fp_sample = sample_for(fp)
+    assert fp_sample is not None
+
+    summary = summarize(window_of(resolved(600, True, "a-1"), fp_sample))
+
+    assert summary["false_positives"] == 1
+    assert summary["false_positive_rate"] == 0.5
+
+
+def test_recurrence_rate_from_opened_links() -> None:
+    again = sample_for(make_event(incident_id="a-2", details={"recurrence_of": "a-1"}))
+    assert again is not None
+
+    summary = summarize(window_of(opened("a-1"), again))
+
+    assert summary["recurrences"] == 1
+    assert summary["recurrence_rate"] == 0.5
+
+
+def test_availability_from_critical_incidents() -> None:
+    critical = make_event(
+        kind=EventKind.RESOLVED,
+        seq=2,
+        at=at(900),
+        severity=Severity.CRITICAL,
+        details={"acknowledged": True},
+    )
+    resolve = sample_for(critical)
+    assert resolve is not None
+    first_open = sample_for(make_event(severity=Severity.CRITICAL))
+    assert first_open is not None
+
+    summary = summarize(window_of(first_open, resolve), size_s=3600)
+
+    assert summary["availability"] == pytest.approx(1 - 900 / 3600)
+
+
+def test_high_incidents_leave_availability_whole() -> None:
+    summary = summarize(window_of(opened(), resolved(900, True)), size_s=3600)
+
+    assert summary["availability"] == 1.0
+
+
+def test_impact_score_weighs_severity_duration_users() -> None:
+    event = make_event(
+        kind=EventKind.RESOLVED,
+        seq=2,
+        at=at(1800),
+        labels={"service": "api", "affected_users": "40"},
+        details={"acknowledged": True},
+    )
+    sample = sample_for(event, TARGETS)
+    assert sample is not None
+
+    # high weighs 4: 4 * 0.5 h * 40 users.
+    assert sample.impact == pytest.approx(80.0)
+
+
+def test_invalid_affected_users_counts_one() -> None:
+    event = make_event(labels={"affected_users": "many"})
+
+    assert affected_users(event) == 1
+
+
+def test_escalations_and_notifications_counted() -> None:
+    escalated = sample_for(make_event(kind=EventKind.ESCALATED, seq=2))
+    notified = sample_for(make_event(kind=EventKind.NOTIFIED, seq=3))
+    assert escalated is not None
+    assert notified is not None
+
+    summary = summarize(window_of(opened(), escalated, notified, notified))
+
+    assert summary["escalations"] == 1
+    assert summary["notifications"] == 2
+
+
+def test_time_to_detect_summarized() -> None:
+    summary = summarize(window_of(opened("a-1"), opened("b-1")))
+
+    assert summary["ttd"]["count"] == 2
+    assert summary["mttd_s"] == 300
+
+
+def test_window_rows_filter_by_kind() -> None:
+    items = [
+        (("all", (HOUR_START, HOUR_END)), window_of(opened())),
+        (("severity:high", (HOUR_START, HOUR_END)), window_of(opened())),
+        (("service:api", (HOUR_START, HOUR_END)), window_of(opened())),
+    ]
+
+    rows = window_rows(items, "hourly", kind="severity")
+
+    assert [row["dimension"] for row in rows] == ["severity:high"]
+    assert rows[0]["severity"] == "high"
+
+
+def test_dimensions_of_sample() -> None:
+    assert dimensions("api", "high") == ["all", "service:api", "severity:high"]
+
+
+# next_samples
+
+
+def test_redelivered_event_adds_nothing() -> None:
+    state, first = next_samples(None, make_event(), TARGETS)
+    _, again = next_samples(state, make_event(), TARGETS)
+
+    assert len(first) == 1
+    assert again == []
+
+
+def test_only_first_acknowledgement_counts() -> None:
+    ack = make_event(kind=EventKind.ACKNOWLEDGED, seq=2, at=at(60))
+    second = make_event(kind=EventKind.ACKNOWLEDGED, seq=5, at=at(900))
+    state, _ = next_samples(None, make_event(), TARGETS)
+    state, first = next_samples(state, ack, TARGETS)
+    _, later = next_samples(state, second, TARGETS)
+
+    assert [s.seconds for s in first] == [60]
+    assert later == []
+
+
+def test_only_first_resolve_counts() -> None:
+    resolve = make_event(kind=EventKind.RESOLVED, seq=2, at=at(60))
+    again = make_event(kind=EventKind.RESOLVED, seq=4, at=at(900))
+    state, _ = next_samples(None, resolve, TARGETS)
+    _, later = next_samples(state, again, TARGETS)
+
+    assert later == []
+
+
+def test_sample_id_is_event_key() -> None:
+    _, samples = next_samples(None, make_event(seq=1), TARGETS)
+
+    assert samples[0].sample_id == "g1-1:1"

@@ -1,0 +1,271 @@
+"""Response analytics on the broker: windowed metrics against a reference."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from analytics_events import (
+    MTTA_TARGET_S,
+    MTTR_TARGET_S,
+    TIMEOUT_S,
+    WINDOWS,
+    Planned,
+    config,
+    create,
+    lower_rank,
+    minutes,
+    reference,
+)
+from harness import BrokerInfo, Worker, WorkerFactory, wait_for
+
+from schemas.records import Severity
+from tocsin import client
+
+# Hour 0 contains a late acknowledgement (B, acknowledged in hour 1) and one
+# never acknowledged (C); hour 2 opens nothing, so it is an empty window.
+PLAN = [
+    Planned("a", "api", Severity.HIGH, 8, 10, acknowledged_min=14, resolved_min=40),
+    Planned("b", "api", Severity.CRITICAL, 45, 50, 80, 120),
+    Planned("c", "billing", Severity.MEDIUM, 30, 30, None, 60, false_positive=True),
+    Planned("d", "billing", Severity.HIGH, 182, 185, 187, 210),
+    Planned("e", "api", Severity.HIGH, 186, 190, 300),
+]
+
+
+def timelines(worker: Worker) -> list[list[dict[str, Any]]]:
+    """Return the timeline of every incident, the target alerts' ones too."""
+    return [
+        worker.get(f"/incidents/{i['incident_id']}")["timeline"]
+        for i in worker.incidents()
+    ]
+
+
+def rows_by_key(worker: Worker, window: str) -> dict[tuple[str, float], Any]:
+    rows = worker.get(f"/api/metrics/{window}")["rows"]
+    return {(r["dimension"], r["window_start"]): r for r in rows}
+
+
+def counts_match(
+    rows: dict[tuple[str, float], Any], expected: dict[tuple[str, float], Any]
+) -> bool:
+    for key, entry in expected.items():
+        row = rows.get(key)
+        if row is None:
+            return False
+        if row["opened"] != entry["opened"]:
+            return False
+        if row["tta"]["count"] != len(entry["tta"]):
+            return False
+        if row["ttr"]["count"] != len(entry["ttr"]):
+            return False
+        if row["notifications"] != entry["notifications"]:
+            return False
+    return set(rows) == set(expected)
+
+
+def settled_rows(worker: Worker, window: str) -> dict[tuple[str, float], Any]:
+    def matched() -> Any:
+        expected = reference(timelines(worker), window)
+        rows = rows_by_key(worker, window)
+        return rows if counts_match(rows, expected) else None
+
+    found: dict[tuple[str, float], Any] = wait_for(
+        matched, TIMEOUT_S, f"{window} metrics equal to the reference counts"
+    )
+    return found
+
+
+def check_measure(row: dict[str, Any], values: list[float], name: str) -> None:
+    summary = row[name]
+    assert summary["count"] == len(values), name
+    if not values:
+        assert summary["mean_s"] is None, name
+        assert summary["p95_s"] is None, name
+        return
+    assert summary["mean_s"] == pytest.approx(sum(values) / len(values)), name
+    for quantile, field in ((0.5, "p50_s"), (0.9, "p90_s"), (0.95, "p95_s")):
+        exact = lower_rank(values, quantile)
+        assert summary[field] == pytest.approx(exact, rel=0.01, abs=1e-6), (
+            f"{name} {field}"
+        )
+
+
+@pytest.fixture(scope="module")
+def worker(
+    broker: BrokerInfo, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
+    """One worker with the planned incidents, shared by this module's tests."""
+    factory = WorkerFactory(broker, tmp_path_factory.mktemp("analytics"))
+    try:
+        started = factory.start(factory.write_config(config()))
+        create(started, PLAN)
+        yield started
+    finally:
+        factory.stop_all()
+
+
+@pytest.mark.parametrize("window", list(WINDOWS))
+def test_metrics_equal_reference(worker: Worker, window: str) -> None:
+    rows = settled_rows(worker, window)
+    expected = reference(timelines(worker), window)
+
+    for key, entry in expected.items():
+        row = rows[key]
+        assert row["opened"] == entry["opened"], key
+        assert row["unacknowledged"] == entry["unacknowledged"], key
+        assert row["false_positives"] == entry["false_positives"], key
+        check_measure(row, entry["tta"], "tta")
+        check_measure(row, entry["ttr"], "ttr")
+        check_measure(row, entry["ttd"], "ttd")
+        within = sum(1 for s in entry["tta"] if s <= MTTA_TARGET_S)
+        share = within / len(entry["tta"]) if entry["tta"] else None
+        assert row["sla"]["tta"] == pytest.approx(share), key
+        within = sum(1 for s in entry["ttr"] if s <= MTTR_TARGET_S)
+        share = within / len(entry["ttr"]) if entry["ttr"] else None
+        assert row["sla"]["ttr"] == pytest.approx(share), key
+
+
+def test_late_acknowledgement_counts_in_opened_hour(worker: Worker) -> None:
+    rows = settled_rows(worker, "hourly")
+    hour0 = minutes(0).timestamp()
+
+    api = rows[("service:api", hour0)]
+    # a acknowledged after 4 min, b after 30 min: b's ack arrived in hour 1.
+    assert api["tta"]["count"] == 2
+    assert api["mtta_s"] == pytest.approx((4 * 60 + 30 * 60) / 2)
+
+
+def test_mtta_breach_raises_alert(worker: Worker) -> None:
+    # The day's MTTA of api reaches 17 min with b's acknowledgement, above
+    # the 10 min alert level; billing's stays at 2 min.
+    def breach() -> Any:
+        found = [i for i in worker.incidents() if i["rule"] == "mtta_alert"]
+        return found or None
+
+    found = wait_for(breach, TIMEOUT_S, "MTTA breach incident")
+
+    assert len(found) == 1
+    assert found[0]["service"] == "api"
+    assert found[0]["labels"]["alertname"] == "MTTABreach"
+    assert found[0]["opened_at"].startswith("2024-09-02T01:20:00")
+
+
+def test_never_acknowledged_left_out_of_mtta(worker: Worker) -> None:
+    rows = settled_rows(worker, "hourly")
+
+    billing = rows[("service:billing", minutes(0).timestamp())]
+    assert billing["unacknowledged"] == 1
+    assert billing["resolved_unacknowledged"] == 1
+    assert billing["mtta_s"] is None
+    assert billing["false_positive_rate"] == 1.0
+
+
+def test_empty_window_reports_null(worker: Worker) -> None:
+    settled_rows(worker, "hourly")
+    empty_hour = minutes(130).timestamp()
+
+    answer = worker.get(f"/api/metrics/hourly/service:api?at={empty_hour}")
+
+    row = answer["rows"][0]
+    assert row["opened"] == 0
+    assert row["mtta_s"] is None
+    assert row["mttr_s"] is None
+    assert row["tta"]["p50_s"] is None
+    assert row["availability"] is None
+
+
+def test_availability_from_critical_incident(worker: Worker) -> None:
+    rows = settled_rows(worker, "daily")
+
+    api = rows[("service:api", minutes(0).timestamp())]
+    # b is critical and lasted 70 minutes of the day.
+    assert api["availability"] == pytest.approx(1 - 70 * 60 / 86400)
+
+
+def test_postmortem_draft_over_http(worker: Worker) -> None:
+    planned = PLAN[1]
+    wait_for(
+        lambda: worker.get(f"/incidents/{planned.incident_id}")["state"] == "resolved",
+        TIMEOUT_S,
+        "b resolved",
+    )
+    markdown = client.request_text(
+        worker.url, f"/incidents/{planned.incident_id}/postmortem"
+    )
+
+    assert markdown.startswith(f"# Postmortem: b on api ({planned.incident_id})")
+    assert "- Time to acknowledge: 30.0 min by tester via http" in markdown
+    assert "| acknowledged | tester via http |" in markdown
+    assert "## Root cause" in markdown
+
+
+def test_prometheus_exposes_response_metrics(worker: Worker) -> None:
+    settled_rows(worker, "daily")
+
+    text = client.request_text(worker.url, "/metrics")
+
+    assert 'tocsin_response_p95_seconds{measure="ttr",service="api"' in text
+    assert 'tocsin_incidents_opened{service="billing",window="daily"}' in text
+    assert 'tocsin_sla_compliance_ratio{measure="tta",service="api"' in text
+
+
+def test_postmortem_command_writes_file(worker: Worker, tmp_path: Path) -> None:
+    planned = PLAN[0]
+    output = tmp_path / "draft.md"
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tocsin.cli",
+            "postmortem",
+            planned.incident_id,
+            "--url",
+            worker.url,
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**worker.env},
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {output}" in result.stdout
+    assert output.read_text().startswith("# Postmortem: a on api")
+
+
+def test_invalid_resolution_rejected(worker: Worker) -> None:
+    open_one = PLAN[4]
+    path = f"/incidents/{open_one.incident_id}"
+
+    with pytest.raises(client.WebViewError, match="resolution"):
+        worker.post(path + "/resolve", {"actor": "erin", "resolution": "bogus"})
+    with pytest.raises(client.WebViewError, match="resolve only"):
+        worker.post(
+            path + "/acknowledge", {"actor": "erin", "resolution": "false_positive"}
+        )
+
+
+def test_http_resolve_records_false_positive(worker: Worker) -> None:
+    open_one = PLAN[4]
+    path = f"/incidents/{open_one.incident_id}"
+
+    worker.post(path + "/resolve", {"actor": "erin", "resolution": "false_positive"})
+
+    def resolve_event() -> Any:
+        timeline = worker.get(path)["timeline"]
+        return next((e for e in timeline if e["kind"] == "resolved"), None)
+
+    event = wait_for(resolve_event, TIMEOUT_S, "e resolved")
+    assert event["details"]["resolution"] == "false_positive"
+    rows = settled_rows(worker, "daily")
+    api = rows[("service:api", minutes(0).timestamp())]
+    assert api["false_positives"] == 1
