@@ -125,6 +125,7 @@ def test_duplicate_alerts_open_one_ticket(workers: WorkerFactory) -> None:
         config["runbooks"] = [
             {
                 "name": "open-ticket",
+                "owner": "sre",
                 "trigger": {"labels": {"alertname": "NodeDown"}},
                 "dry_run": False,
                 "steps": [
