@@ -15,7 +15,7 @@ from faust import web
 
 from schemas.config import Config
 from schemas.oncall import Target
-from schemas.records import Severity, group_key_of
+from schemas.records import Severity
 from streams.analytics.metrics import WINDOWS, window_rows
 from streams.analytics.postmortem import render_postmortem
 from streams.escalate.schedules import on_call as on_call_at
@@ -211,21 +211,10 @@ def register(pipeline: Pipeline) -> None:
     async def postmortem(
         view: web.View, request: web.Request, incident_id: str
     ) -> web.Response:
-        try:
-            group_key = group_key_of(incident_id)
-        except ValueError as exc:
-            return bad_request(view, str(exc))
-        routed = await routing.route_to_owner(
-            app, incidents.name, group_key, view, request
-        )
-        if routed is not None:
-            return routed
-        incident = incidents.get(incident_id)
-        if incident is None:
-            return view.json(
-                {"error": f"incident {incident_id!r} not found"}, status=404
-            )
-        markdown = render_postmortem(incident, pipeline.config.targets)
+        found = await routing.load_incident(app, incidents, incident_id, view, request)
+        if not isinstance(found, dict):
+            return found
+        markdown = render_postmortem(found, pipeline.config.targets)
         return view.text(markdown, content_type="text/markdown")
 
     @app.page("/dashboard")

@@ -18,6 +18,8 @@ from faust import web
 from faust.exceptions import SameNode
 from yarl import URL
 
+from schemas.records import group_key_of
+
 if TYPE_CHECKING:
     import faust
 
@@ -145,6 +147,31 @@ async def route_to_owner(
     except SameNode:
         return None
     return response
+
+
+async def load_incident(
+    app: faust.App,
+    incidents: Any,
+    incident_id: str,
+    view: web.View,
+    request: web.Request,
+) -> dict[str, Any] | web.Response:
+    """Return the stored incident, or the response to send instead.
+
+    The response is 400 for an invalid id, the owner's answer when another
+    worker owns the incident, or 404 when it does not exist.
+    """
+    try:
+        group_key = group_key_of(incident_id)
+    except ValueError as exc:
+        return view.json({"error": str(exc)}, status=400)
+    routed = await route_to_owner(app, incidents.name, group_key, view, request)
+    if routed is not None:
+        return routed
+    incident: dict[str, Any] | None = incidents.get(incident_id)
+    if incident is None:
+        return view.json({"error": f"incident {incident_id!r} not found"}, status=404)
+    return incident
 
 
 def owned_here(app: faust.App, table_name: str, key: str) -> bool:

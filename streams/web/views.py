@@ -72,21 +72,10 @@ def register(pipeline: Pipeline) -> None:
     async def show_incident(
         view: web.View, request: web.Request, incident_id: str
     ) -> web.Response:
-        try:
-            group_key = group_key_of(incident_id)
-        except ValueError as exc:
-            return bad_request(view, str(exc))
-        routed = await routing.route_to_owner(
-            app, incidents.name, group_key, view, request
-        )
-        if routed is not None:
-            return routed
-        incident = incidents.get(incident_id)
-        if incident is None:
-            return view.json(
-                {"error": f"incident {incident_id!r} not found"}, status=404
-            )
-        return view.json(incident)
+        found = await routing.load_incident(app, incidents, incident_id, view, request)
+        if not isinstance(found, dict):
+            return found
+        return view.json(found)
 
     async def incident_exists(incident_id: str, group_key: str) -> bool:
         if routing.owned_here(app, incidents.name, group_key):
