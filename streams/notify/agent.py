@@ -87,11 +87,11 @@ class Notifier:
 
         incidents = pipeline.tables.get("incidents")
 
-        def cancelled() -> str | None:
+        def cancelled(attempt: int) -> str | None:
             if incidents is None:
                 return None
             stored = incidents.get(notification.event.incident_id)
-            return cancel_reason(notification, stored)
+            return cancel_reason(notification, stored, attempt)
 
         try:
             new_state = await deliver_with_retries(
@@ -131,21 +131,27 @@ PAGING_KINDS = frozenset(
         EventKind.ACK_TIMED_OUT,
     }
 )
+# Pages that start a receiver's record of an incident: sent at least once,
+# so a receiver told of the resolve was told of the opening first.
+FIRST_PAGES = frozenset({EventKind.OPENED, EventKind.REOPENED})
 ENDING_KINDS = frozenset({EventKind.ACKNOWLEDGED.value, EventKind.RESOLVED.value})
 
 
 def cancel_reason(
-    notification: Notification, incident: dict[str, Any] | None
+    notification: Notification, incident: dict[str, Any] | None, attempt: int = 1
 ) -> str | None:
-    """Return why a paging notification is moot, given the stored incident.
+    """Return why a page is moot before its `attempt`, given the stored incident.
 
-    It is moot once the incident's timeline has an acknowledgement or a
-    resolve after the transition it pages for. Acknowledgements and resolves
-    themselves are never cancelled. An incident this worker does not store
-    cancels nothing.
+    A page is moot once the incident's timeline has an acknowledgement or a
+    resolve after the transition it pages for: an escalation, a repeat or an
+    update then never goes out, and an opening is not retried.
+    Acknowledgements and resolves themselves are never cancelled. An
+    incident this worker does not store cancels nothing.
     """
     event = notification.event
     if event.kind not in PAGING_KINDS or incident is None:
+        return None
+    if event.kind in FIRST_PAGES and attempt <= 1:
         return None
     for entry in reversed(incident.get("timeline") or []):
         if entry.get("seq", 0) <= event.seq:

@@ -62,8 +62,9 @@ def _is_retriable(exc: BaseException) -> bool:
 
 
 AttemptHook = Callable[[int, DeliveryError | None], Awaitable[None]]
-# Returns why a notification must no longer be sent, or None to go on.
-CancelCheck = Callable[[], str | None]
+# Returns why a notification must no longer be sent before the attempt
+# numbered by its argument, or None to go on.
+CancelCheck = Callable[[int], str | None]
 
 
 class DeliveryCancelled(Exception):
@@ -85,11 +86,8 @@ async def deliver_with_retries(
 ) -> dict[str, Any]:
     """Deliver, retrying retriable failures, and report every attempt.
 
-    Before each retry `cancelled` is asked whether the notification still
+    Before each attempt `cancelled` is asked whether the notification still
     matters; if not, DeliveryCancelled is raised and nothing more is sent.
-    The first attempt always goes out, so a receiver that hears of an
-    incident's resolve has heard of its opening first, even when a replay
-    or a backlog brings both at once.
 
     An attempt that the open `breaker` stops reports a CircuitOpenError and
     waits for the breaker's cool-down like a Retry-After. Only retriable
@@ -113,7 +111,7 @@ async def deliver_with_retries(
     async for attempt in retrying:
         with attempt:
             number = attempt.retry_state.attempt_number
-            reason = cancelled() if cancelled is not None and number > 1 else None
+            reason = cancelled(number) if cancelled is not None else None
             if reason is not None:
                 raise DeliveryCancelled(notification.notification_id, reason)
             closed_for = breaker.before_attempt() if breaker is not None else None

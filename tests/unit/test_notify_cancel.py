@@ -65,6 +65,22 @@ def test_unknown_incident_cancels_nothing() -> None:
     assert cancel_reason(escalation(), None) is None
 
 
+def test_opening_sent_once_then_cancelled() -> None:
+    incident = stored((1, "opened"), (2, "resolved"))
+    opening = make_notification(kind=EventKind.OPENED, seq=1)
+
+    assert cancel_reason(opening, incident, attempt=1) is None
+    assert cancel_reason(opening, incident, attempt=2) == (
+        "incident resolved at seq 2 by alice"
+    )
+
+
+def test_escalation_cancelled_before_first_attempt() -> None:
+    incident = stored((1, "opened"), (2, "escalated"), (3, "acknowledged"))
+
+    assert cancel_reason(escalation(), incident, attempt=1) is not None
+
+
 class FlakyReceiver:
     """Fails every attempt with a retriable error, counting the attempts."""
 
@@ -85,7 +101,7 @@ def test_retry_stops_once_cancelled() -> None:
     receiver = FlakyReceiver()
     checks: list[int] = []
 
-    def cancelled() -> str | None:
+    def cancelled(attempt: int) -> str | None:
         checks.append(receiver.attempts)
         return "incident acknowledged" if receiver.attempts >= 2 else None
 
@@ -108,10 +124,10 @@ def test_retry_stops_once_cancelled() -> None:
         )
 
     assert receiver.attempts == 2
-    assert checks == [1, 2]
+    assert checks == [0, 1, 2]
 
 
-def test_first_attempt_never_cancelled() -> None:
+def test_cancel_check_runs_before_first_attempt() -> None:
     receiver = FlakyReceiver()
 
     async def on_attempt(attempt: int, error: DeliveryError | None) -> None:
@@ -121,12 +137,12 @@ def test_first_attempt_never_cancelled() -> None:
         asyncio.run(
             deliver_with_retries(
                 receiver,
-                make_notification(kind=EventKind.OPENED),
+                escalation(),
                 {},
                 RetryPolicy(max_attempts=3, deadline_s=10.0, initial_s=0.001),
                 on_attempt,
-                cancelled=lambda: "incident resolved",
+                cancelled=lambda attempt: "incident acknowledged",
             )
         )
 
-    assert receiver.attempts == 1
+    assert receiver.attempts == 0
