@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harness import Worker, WorkerFactory, wait_for
+from scenario import ROUTING_KEY
 from test_stages import timeline
 
 
@@ -92,3 +93,40 @@ def test_inhibition_mutes_then_releases(workers: WorkerFactory) -> None:
     # The source clears while h1 still fires: h1 is paged within a few ticks.
     post(worker, "ClusterDown", "resolved", now, cluster="eu")
     wait_for(lambda: transitions(worker, muted) == ["released"], 30, "h1 released")
+
+
+def test_inhibited_resolve_reaches_pagerduty(
+    workers: WorkerFactory, vendors: Any
+) -> None:
+    _, pagerduty, env = vendors
+    paged = config()
+    paged["policies"] = {"default": {"levels": [{"targets": ["pagerduty"]}]}}
+    paged["receivers"] = {"pagerduty": {"type": "pagerduty"}}
+    worker = workers.start(workers.write_config(paged), {**env, "TOCSIN_CLOCK": "live"})
+    now = datetime.now(UTC) - timedelta(seconds=5)
+
+    # A1 pages PagerDuty; then A2 fires and inhibits it.
+    post(worker, "NodeDown", "firing", now, cluster="eu", host="h1")
+    first = incident_for(worker, host="h1")
+    wait_for(lambda: pagerduty.alerts_for(ROUTING_KEY).get(first), 30, "A1 paged")
+    post(worker, "ClusterDown", "firing", now, cluster="eu")
+    second = incident_for(worker, alertname="ClusterDown")
+    wait_for(lambda: pagerduty.alerts_for(ROUTING_KEY).get(second), 30, "A2 paged")
+
+    # A1 resolves while A2 still inhibits it, then A2 resolves.
+    post(worker, "NodeDown", "resolved", now, cluster="eu", host="h1")
+    wait_for(
+        lambda: pagerduty.alerts_for(ROUTING_KEY).get(first) == "resolved",
+        30,
+        "A1's resolve reached PagerDuty",
+    )
+    post(worker, "ClusterDown", "resolved", now, cluster="eu")
+    wait_for(
+        lambda: pagerduty.alerts_for(ROUTING_KEY).get(second) == "resolved",
+        30,
+        "A2's resolve reached PagerDuty",
+    )
+    resolves = [
+        e["dedup_key"] for e in pagerduty.events if e["event_action"] == "resolve"
+    ]
+    assert sorted(resolves) == sorted([first, second])
