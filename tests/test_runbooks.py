@@ -661,3 +661,65 @@ async def read_topic(worker: Worker, name: str, count: int) -> list[Any]:
     finally:
         await consumer.stop()
     return values
+
+
+def test_failed_verification_escalates(workers: WorkerFactory) -> None:
+    steps = [
+        {
+            "name": "announce",
+            "action": {
+                "type": "publish",
+                "topic": "remediations",
+                "value": {"incident": "{incident_id}"},
+            },
+        }
+    ]
+    verify = {
+        "step": {
+            "name": "cleared",
+            "timeout": "2s",
+            "action": {"type": "wait", "condition": "alert_resolved"},
+        },
+        "escalate_on_failure": True,
+    }
+    config = base_config({"steps": steps, "verify": verify})
+    config["receivers"]["second"] = {"type": "console"}
+    config["policies"] = {
+        "default": {
+            "levels": [
+                {"targets": ["pager"]},
+                {"delay": "1h", "targets": ["second"]},
+            ]
+        }
+    }
+    worker = workers.start(workers.write_config(config))
+    labels = {"runbook": "restart", "host": "h2"}
+    send_metric(worker, "h2/cpu", labels, 99.0, T0)
+
+    def escalated() -> Any:
+        incident = next(iter(worker.incidents()), None)
+        if incident is None:
+            return None
+        events = timeline(worker, incident["incident_id"])
+        return next((e for e in events if e["kind"] == "escalated"), None)
+
+    event = wait_for(escalated, WAIT_S, "escalated after the failed verification")
+    assert event["level"] == 1
+    assert event["actor"] == "restart via runbook"
+    assert "verification step 'cleared'" in event["details"]["reason"]
+    # The escalation came from the runbook, long before level 2 was due.
+    assert event["at"] < (T0 + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+
+    def second_notified() -> Any:
+        incident = worker.incidents()[0]
+        events = timeline(worker, incident["incident_id"])
+        return [
+            e
+            for e in events
+            if e["kind"] == "notified" and e["details"]["receiver"] == "second"
+        ]
+
+    wait_for(second_notified, WAIT_S, "level 2 paged")
+    run = run_for(worker, labels)
+    assert run is not None
+    assert run["status"] == "failed"

@@ -502,7 +502,29 @@ def apply_command(
         return [*earlier, *_acknowledge(incident, command.at, actor)]
     if command.kind is CommandKind.ACK_TIMEOUT:
         return [*earlier, *_ack_timed_out(incident, command)]
+    if command.kind is CommandKind.ESCALATE and command.details.get("now") is True:
+        return [*earlier, *_escalate_now(incident, command, actor)]
     return earlier
+
+
+def _escalate_now(
+    incident: Incident, command: Command, actor: str
+) -> list[IncidentEvent]:
+    """Move an open incident to its next level before that level is due.
+
+    An acknowledged incident, or one already at its last level, stays as it is.
+    """
+    if incident.state is not IncidentState.OPEN:
+        return []
+    following = incident.level + 1
+    if following >= len(incident.level_delays_s):
+        return []
+    incident.level = following
+    details = {
+        "level": following,
+        "reason": str(command.details.get("reason", "requested")),
+    }
+    return [incident.append(EventKind.ESCALATED, command.at, actor, details)]
 
 
 def _acknowledge(incident: Incident, at: datetime, actor: str) -> list[IncidentEvent]:

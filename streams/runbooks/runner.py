@@ -555,10 +555,22 @@ class Runner:
             return
         reason = f"verification step {verify.step.name!r} {outcome}"
         if verify.escalate_on_failure:
-            # TODO: move the incident to its next escalation level; correlate
-            # applies only levels already due, so this notifies the owner.
             await self.notify(run, run.runbook.owner_receivers, reason)
+            await self._escalate(run, reason)
         await self.finish(run, "failed", reason)
+
+    async def _escalate(self, run: Run, reason: str) -> None:
+        """Move the incident to its next escalation level now, if it is open."""
+        command = Command(
+            command_id=f"{run.run_id}:escalate",
+            kind=CommandKind.ESCALATE,
+            incident_id=run.event.incident_id,
+            actor=run.runbook.name,
+            source="runbook",
+            at=self.now(run.event),
+            details={"now": True, "reason": f"runbook {run.runbook.name}: {reason}"},
+        )
+        await self.pipeline.publish(topics.COMMANDS, run.event.group_key, command)
 
     async def _resolve(self, run: Run) -> None:
         command = Command(

@@ -11,7 +11,7 @@ from factories import (
     make_resolved_alert,
 )
 
-from schemas.records import Alert, CommandKind, EventKind, IncidentState
+from schemas.records import Alert, Command, CommandKind, EventKind, IncidentState
 from streams.correlate.lifecycle import (
     Group,
     Incident,
@@ -432,3 +432,47 @@ def test_escalation_delays_fixed_at_open() -> None:
 
     assert events[0].kind is EventKind.ESCALATED
     assert incident.level_delays_s == DELAYS_S
+
+
+def escalate_now(seconds: float) -> Command:
+    return make_command(
+        CommandKind.ESCALATE,
+        seconds,
+        source="runbook",
+        details={"now": True, "reason": "verification failed"},
+    )
+
+
+def test_escalate_now_moves_to_next_level() -> None:
+    group, incident = start_incident()
+
+    events = apply_command(group, incident, escalate_now(60))
+
+    assert [event.kind for event in events] == [EventKind.ESCALATED]
+    assert events[0].level == 1
+    assert events[0].at == at(60)
+    assert events[0].details["reason"] == "verification failed"
+
+
+def test_escalate_now_skips_acknowledged_incident() -> None:
+    group, incident = start_incident()
+    apply_command(group, incident, make_command(CommandKind.ACKNOWLEDGE, 30))
+
+    assert apply_command(group, incident, escalate_now(60)) == []
+    assert incident.level == 0
+
+
+def test_escalate_now_stops_at_last_level() -> None:
+    group, incident = start_incident()
+    apply_command(group, incident, escalate_now(60))
+    apply_command(group, incident, escalate_now(70))
+
+    assert apply_command(group, incident, escalate_now(80)) == []
+    assert incident.level == 2
+
+
+def test_plain_escalate_waits_for_due_level() -> None:
+    group, incident = start_incident()
+    command = make_command(CommandKind.ESCALATE, 60, source="escalate", level=1)
+
+    assert apply_command(group, incident, command) == []
