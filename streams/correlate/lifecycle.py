@@ -108,7 +108,8 @@ class Incident(BaseModel):
     last_change_at: datetime | None = None
     hold_down_s: float = 0.0
     pause_s: float = 0.0
-    # Resolved by timeout this long after opening or reopening; 0 is never.
+    # Resolved by timeout this long after the escalation last started (the
+    # opening, a reopening or an ack timeout); 0 is never.
     resolve_timeout_s: float = 0.0
 
     def append(
@@ -479,9 +480,9 @@ def apply_command(
         return [
             incident.append(EventKind.NOTE_ADDED, command.at, actor, command.details)
         ]
-    # An escalate or check command only requests this catch-up: levels,
-    # updates and the end of flapping come when they are due, never earlier
-    # and never twice.
+    # An escalate or check command requests this catch-up: levels, updates
+    # and the end of flapping come when they are due, and never twice. Only
+    # an escalate marked `now` (a failed runbook check) moves on earlier.
     earlier = catch_up_all(group, incident, command.at)
     if command.kind is CommandKind.REOPEN:
         return _reopen(group, incident, command.at, actor)
