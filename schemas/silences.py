@@ -55,6 +55,13 @@ class Matcher(Strict):
                 "NAME=~REGEX or NAME!~REGEX"
             )
         name, op, value = found.groups()
+        if op == "=" and value[:1] in ("=", "~"):
+            # `name==x` or `name=~~x` is a typo far more often than a value
+            # that starts with `=` or `~`; quote such a value to mean it.
+            raise ValueError(
+                f"invalid matcher {text!r}: the value starts with {value[0]!r}; "
+                f'use {name}={value[1:]} or {name}=~..., or quote it: {name}="{value}"'
+            )
         return cls(name=name, op=op, value=value.strip('"'))
 
     def matches(self, labels: dict[str, str]) -> bool:

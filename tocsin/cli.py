@@ -378,6 +378,11 @@ def maintenance_add(
         "created_by": author,
         "comment": comment,
     }
+    if (start_time or duration or days) and (start or end):
+        raise click.UsageError(
+            "give either --start and --end (one-off) or --at and --duration "
+            "(weekly), not both"
+        )
     if start_time or duration or days:
         if not (start_time and duration):
             raise click.UsageError("a recurring window needs --at and --duration")

@@ -330,7 +330,10 @@ def _apply_firing(
         waiting = _wait_for_group(group, alert, rules.min_alerts)
         if waiting is None:
             return incident, []
-        incident = open_incident(group, waiting[0], policy, level_delays_s, snapshot)
+        first = waiting[0]
+        incident = open_incident(group, first, policy, level_delays_s, snapshot)
+        details["fingerprint"] = first.fingerprint
+        details["annotations"] = first.annotations
         # The incident opens when its group is large enough; its impact
         # started with the first alert that was waiting.
         incident.opened_at = alert.at

@@ -231,6 +231,24 @@ def test_group_reaching_minimum_opens_incident() -> None:
     assert timeline.group.pending == {}
 
 
+def test_opening_names_first_waiting_alert() -> None:
+    timeline = Timeline(GroupRules(min_alerts=3))
+    timeline.alert(firing("fp-1", 0))
+    timeline.alert(firing("fp-2", 10))
+    timeline.alert(resolved("fp-2", 20))
+    timeline.alert(firing("fp-3", 30))
+
+    timeline.alert(firing("fp-4", 40))
+
+    named = [event.details["fingerprint"] for event in timeline.events]
+    assert named == ["fp-1", "fp-3", "fp-4"]
+    assert [event.kind for event in timeline.events] == [
+        EventKind.OPENED,
+        EventKind.ALERT_ADDED,
+        EventKind.ALERT_ADDED,
+    ]
+
+
 def test_resolved_alert_leaves_waiting_group() -> None:
     timeline = Timeline(GroupRules(min_alerts=2))
     timeline.alert(firing("fp-1", 0))
