@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from schemas.oncall import (
     SCHEDULE_PREFIX,
     USER_PREFIX,
+    DailyWindow,
     Layer,
     Schedule,
     User,
@@ -54,7 +55,7 @@ def layer_shift(layer: Layer, zone: ZoneInfo, at: datetime) -> Shift | None:
     """Return the layer's shift at `at`, or None before its start or out of hours.
 
     The shift ends at the layer's next hand-off, even where the layer's
-    restriction ends its hours before then.
+    restriction ends its hours before then; `on_call` reports the true end.
     """
     first = _handoff(layer, zone, 0)
     if at < first:
@@ -81,7 +82,62 @@ def layer_shift(layer: Layer, zone: ZoneInfo, at: datetime) -> Shift | None:
 
 
 def on_call(schedule: Schedule, at: datetime) -> Shift | None:
-    """Return the shift on call on `schedule` at `at`, or None when no one is."""
+    """Return who is on call on `schedule` at `at`, or None when no one is.
+
+    The shift's `end` is the first instant after `at` at which someone else
+    is on call, or nobody: an override, another layer or the end of a
+    restriction's hours can end it before its layer's next hand-off.
+    """
+    shift = _winning_shift(schedule, at)
+    if shift is None:
+        return None
+    for boundary in _boundaries(schedule, at, shift.end):
+        following = _winning_shift(schedule, boundary)
+        if following is None or following.user != shift.user:
+            return Shift(shift.user, shift.start, boundary, shift.source)
+    return shift
+
+
+def _boundaries(schedule: Schedule, after: datetime, until: datetime) -> list[datetime]:
+    """Return the instants in (after, until) at which the winning shift can change.
+
+    They are the overrides' starts and ends, the layers' hand-offs and the
+    starts and ends of their restrictions' hours.
+    """
+    zone = ZoneInfo(schedule.timezone)
+    found: set[datetime] = set()
+    for override in schedule.overrides:
+        found.update({override.start, override.end})
+    for layer in schedule.layers:
+        first = _handoff(layer, zone, 0)
+        number = max(0, int((after - first) / layer.shift_length) - 1)
+        # Hand-offs from just before `after` up to `until`, bounded in count.
+        for _ in range(10_000):
+            handoff = _handoff(layer, zone, number)
+            if handoff >= until:
+                break
+            found.add(handoff)
+            number += 1
+        if layer.restriction is not None:
+            found.update(_window_edges(layer.restriction, zone, after, until))
+    return sorted(t for t in found if after < t < until)
+
+
+def _window_edges(
+    window: DailyWindow, zone: ZoneInfo, after: datetime, until: datetime
+) -> list[datetime]:
+    """Return the local starts and ends of a daily window's hours near the range."""
+    edges = []
+    day = after.astimezone(zone).date() - timedelta(days=1)
+    last = until.astimezone(zone).date() + timedelta(days=1)
+    while day <= last:
+        for clock in (window.start, window.end):
+            edges.append(datetime.combine(day, clock, tzinfo=zone).astimezone(UTC))
+        day += timedelta(days=1)
+    return edges
+
+
+def _winning_shift(schedule: Schedule, at: datetime) -> Shift | None:
     for override in reversed(schedule.overrides):
         if override.start <= at < override.end:
             return Shift(override.user, override.start, override.end, "override")

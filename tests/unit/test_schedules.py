@@ -316,3 +316,61 @@ def test_unknown_user_is_a_problem() -> None:
 
     assert receivers == []
     assert problems == ["user 'zed' is not configured"]
+
+
+# when the person on call changes
+
+WEEKNIGHTS = {
+    "name": "nights",
+    "rotation": "daily",
+    "handoff": "20:00",
+    "start": "2024-03-04",
+    "users": ["dan"],
+    "restriction": {
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "start": "20:00",
+        "end": "08:00",
+    },
+}
+
+
+def test_shift_ends_when_night_layer_starts() -> None:
+    # Friday 19:59: alice's week runs to Monday, but dan takes nights at 20:00.
+    shift = on_call(schedule(WEEKLY, WEEKNIGHTS), paris(2024, 3, 8, 19, 59))
+
+    assert shift is not None
+    assert shift.user == "alice"
+    assert shift.end == paris(2024, 3, 8, 20)
+
+
+def test_restricted_shift_ends_with_its_hours() -> None:
+    shift = on_call(schedule(WEEKLY, WEEKNIGHTS), paris(2024, 3, 8, 21))
+
+    assert shift is not None
+    assert shift.user == "dan"
+    assert shift.end == paris(2024, 3, 9, 8)
+    after = on_call(schedule(WEEKLY, WEEKNIGHTS), paris(2024, 3, 9, 8))
+    assert after is not None and after.user == "alice"
+
+
+def test_shift_ends_at_override_start() -> None:
+    override = {
+        "user": "erin",
+        "start": "2024-03-06T12:00:00+01:00",
+        "end": "2024-03-06T18:00:00+01:00",
+    }
+    shift = on_call(schedule(WEEKLY, overrides=[override]), paris(2024, 3, 5, 10))
+
+    assert shift is not None
+    assert shift.user == "alice"
+    assert shift.end == paris(2024, 3, 6, 12)
+
+
+def test_same_user_next_layer_keeps_shift() -> None:
+    alice_nights = {**WEEKNIGHTS, "users": ["alice"]}
+    shift = on_call(schedule(WEEKLY, alice_nights), paris(2024, 3, 8, 19))
+
+    assert shift is not None
+    assert shift.user == "alice"
+    # Alice stays on call through the night layer, so the shift runs on.
+    assert shift.end > paris(2024, 3, 8, 20)
