@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -10,6 +11,7 @@ import yaml
 from pydantic import (
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -132,6 +134,18 @@ class Config(Strict):
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     runbooks: list[Runbook] = Field(default_factory=list)
     shell_allowlist: list[str] = Field(default_factory=list)
+
+    @field_validator("shell_allowlist")
+    @classmethod
+    def _absolute_programs(cls, programs: list[str]) -> list[str]:
+        for program in programs:
+            if not program.startswith("/") or posixpath.normpath(program) != program:
+                raise ValueError(
+                    f"invalid program {program!r}: give a normalised absolute path, "
+                    "such as /usr/bin/systemctl"
+                )
+        return programs
+
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     targets: Targets = Field(default_factory=Targets)
@@ -209,6 +223,27 @@ def _format_error(error: Any) -> str:
     return f"{location}: {message}; got {shown}"
 
 
+def _duplicate_names(data: dict[str, Any], section: str) -> list[str]:
+    """List the names used twice in a list section such as `runbooks`."""
+    entries = data.get(section)
+    if not isinstance(entries, list):
+        return []
+    seen: dict[str, int] = {}
+    problems = []
+    for index, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            problems.append(
+                f"{section}.{index}.name: {name!r} is already the name of "
+                f"{section}.{seen[name]}; names must be unique"
+            )
+        else:
+            seen[name] = index
+    return problems
+
+
 def _reference_problems(data: object) -> list[str]:
     """List the routes, default policy and targets that name nothing defined.
 
@@ -217,11 +252,13 @@ def _reference_problems(data: object) -> list[str]:
     """
     if not isinstance(data, dict):
         return []
+    problems = _duplicate_names(data, "maintenance_windows") + _duplicate_names(
+        data, "runbooks"
+    )
     policies = data.get("policies") or {}
     receivers = data.get("receivers") or {}
     if not isinstance(policies, dict) or not isinstance(receivers, dict):
-        return []
-    problems = []
+        return problems
     default = data.get("default_policy", "default")
     if policies and isinstance(default, str) and default not in policies:
         problems.append(
@@ -274,4 +311,7 @@ def load_config(path: Path) -> Config:
             data = yaml.safe_load(handle)
     except yaml.YAMLError as exc:
         raise ConfigError(path, [f"invalid YAML: {exc}"]) from exc
+    except ValueError as exc:
+        # PyYAML raises ValueError for a timestamp such as 2024-13-02.
+        raise ConfigError(path, [f"invalid YAML value: {exc}"]) from exc
     return parse_config(data, path)

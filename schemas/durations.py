@@ -39,14 +39,17 @@ def _duration_problem(value: object) -> str:
     )
 
 
+# The longest duration accepted anywhere: ten years. Longer ones are
+# mistakes, and adding them to a time can pass the year 9999 and fail.
+MAX_DURATION = timedelta(days=3650)
+
+
 def _to_timedelta(seconds: float, value: object) -> timedelta:
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
+    if seconds > MAX_DURATION.total_seconds():
         raise ValueError(
-            f"invalid duration {value!r}: longer than the maximum, "
-            f"{timedelta.max.days} days"
-        ) from None
+            f"invalid duration {value!r}: longer than the maximum, {MAX_DURATION.days}d"
+        )
+    return timedelta(seconds=seconds)
 
 
 # JSON carries a duration as seconds, which parse_duration reads back.

@@ -7,10 +7,11 @@ live in `streams.web.intake`, which turns each one into a `records.Alert`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -118,11 +119,40 @@ def _check_resolved_end(
         )
 
 
+def _plausible_time(value: datetime) -> datetime:
+    """Reject times before 1970 or more than a day ahead of the wall clock.
+
+    Such times are mistakes, and adding a timeout to a year-9999 time fails.
+    """
+    latest = datetime.now(UTC) + timedelta(days=1)
+    if not EPOCH <= value <= latest:
+        raise ValueError(
+            f"time {value.isoformat()} is out of range: expected from "
+            f"1970-01-01 to one day from now ({latest.isoformat(timespec='seconds')})"
+        )
+    return value
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# No control characters in label names and values: they end up in logs,
+# Slack messages and file names.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
 # A timezone-aware time, written as text. pydantic would read a bare number as
 # Unix seconds or milliseconds, picked by its size, so numbers are rejected.
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_reject_number)]
-LabelName = Annotated[str, Field(min_length=1)]
-Labels = Annotated[dict[LabelName, str], Field(min_length=1)]
+AnyTimestamp = Annotated[AwareDatetime, BeforeValidator(_reject_number)]
+Timestamp = Annotated[AnyTimestamp, AfterValidator(_plausible_time)]
+# Labels are copied onto every event of an incident's timeline, so their
+# count and lengths are bounded.
+LabelName = Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
+LabelValue = Annotated[str, Field(max_length=1024, pattern=PRINTABLE)]
+Labels = Annotated[dict[LabelName, LabelValue], Field(min_length=1, max_length=64)]
+Annotations = Annotated[
+    dict[
+        Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=16384)]
+    ],
+    Field(max_length=64),
+]
 
 
 @dataclass(frozen=True)
@@ -172,11 +202,11 @@ class AlertmanagerAlert(BaseModel):
 
     status: AlertStatus
     labels: Labels
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
     starts_at: Timestamp = Field(alias="startsAt")
     # Alertmanager always sends endsAt. Without a default, pydantic reports a
     # missing one as endsAt, where a default would make it report ends_at.
-    ends_at: Timestamp | None = Field(alias="endsAt")
+    ends_at: AnyTimestamp | None = Field(alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
     fingerprint: str = ""
 
@@ -190,7 +220,7 @@ class AlertmanagerAlert(BaseModel):
         if ends_at == GO_ZERO_TIME:
             raise ValueError("a resolved alert needs its end time, not the zero time")
         _check_resolved_end(ends_at, info.data.get("starts_at"), "startsAt")
-        return ends_at
+        return _plausible_time(ends_at) if ends_at is not None else None
 
     def to_external(
         self, webhook: AlertmanagerWebhook
@@ -282,7 +312,7 @@ class GenericAlert(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     labels: Labels
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
     status: AlertStatus = AlertStatus.FIRING
     starts_at: Timestamp
     ends_at: Timestamp | None = Field(default=None, validate_default=True)

@@ -135,6 +135,16 @@ class Recurrence(Strict):
             raise ValueError(f"invalid days {unknown}: use {', '.join(WEEKDAYS)}")
         return [d.lower()[:3] for d in days]
 
+    @field_validator("duration")
+    @classmethod
+    def _within_week(cls, duration: timedelta) -> timedelta:
+        if not timedelta(0) < duration <= timedelta(days=7):
+            raise ValueError(
+                f"a weekly window lasts more than 0s and at most 7d; got "
+                f"{duration.total_seconds():g}s"
+            )
+        return duration
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:

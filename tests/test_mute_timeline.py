@@ -125,7 +125,7 @@ def test_window_over_http_mutes_and_ends(workers: WorkerFactory) -> None:
     path = "/maintenance-windows/db%20upgrade/delete"
     status, _ = post_status(worker, path, {"actor": "fay"})
     assert status == 202
-    wait_for(lambda: "db upgrade" not in listed(), 30, "deleted")
+    wait_for(lambda: "db upgrade" not in listed(), 60, "deleted")
     wait_for(lambda: len(marks(worker, incident_id)) == 2, 30, "unmuted mark")
     unmuted = marks(worker, incident_id)[1]
     assert unmuted["details"]["ended"]["window"] == "db upgrade"
@@ -158,6 +158,33 @@ def test_window_requests_rejected(workers: WorkerFactory) -> None:
         {**backwards, "ends_at": None, "starts_at": None, "matchers": ["service=~("]},
     )
     assert status == 400
+
+    blank = {
+        **backwards,
+        "name": "   ",
+        "ends_at": (now + timedelta(hours=1)).isoformat(),
+    }
+    status, answer = post_status(worker, "/maintenance-windows", blank)
+    assert status == 400
+    assert "name" in answer["error"]
+
+    both = {
+        "matchers": ["service=db"],
+        "duration": "1h",
+        "ends_at": (now + timedelta(hours=2)).isoformat(),
+        "created_by": "gil",
+    }
+    status, answer = post_status(worker, "/silences", both)
+    assert status == 400
+    assert "not both" in answer["error"]
+
+    status, answer = post_status(
+        worker,
+        "/silences",
+        {"matchers": ["service=db"], "duration": "99999999d", "created_by": "gil"},
+    )
+    assert status == 400
+    assert "3650d" in answer["error"]
 
     path = "/maintenance-windows/weekly-patching/delete"
     status, answer = post_status(worker, path, {"actor": "gil"})
@@ -217,4 +244,4 @@ def test_maintenance_cli_round_trip(workers: WorkerFactory) -> None:
         main, ["maintenance", "delete", "nightly", "--url", worker.url]
     )
     assert deleted.exit_code == 0, deleted.output
-    wait_for(lambda: "nightly" not in listing(), 30, "deleted")
+    wait_for(lambda: "nightly" not in listing(), 60, "deleted")

@@ -23,6 +23,7 @@ from test_slack_buttons import post_press, press_body, signed_headers
 
 from schemas.records import MetricBatch, MetricSample
 from streams import topics
+from tocsin import client
 from tocsin.replay import publish
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -380,7 +381,9 @@ def test_approval_over_http_continues_run(
     run = wait_for(lambda: awaiting(worker, labels), WAIT_S, "approval pending")
     path = f"/runbooks/runs/{run['run_id']}/approve"
 
-    worker.post(path, {"approver": "mallory"})
+    with pytest.raises(client.WebViewError, match="HTTP 403") as refused:
+        worker.post(path, {"approver": "mallory"})
+    assert "'mallory' is not an approver" in str(refused.value)
     worker.post(path, {"approver": "alice"})
 
     def succeeded() -> Any:

@@ -25,6 +25,7 @@ from streams.correlate.lifecycle import (
     apply_alert,
     apply_command,
     resolve_timeout_at,
+    trim_timeline,
 )
 from streams.escalate.policy import resolved_policy, step_delays_s
 from streams.silences.agent import track_firing
@@ -125,7 +126,18 @@ def register(pipeline: Pipeline) -> None:
         await publish(events)
 
     def store(incident: Incident) -> None:
-        incidents[incident.incident_id] = incident.model_dump(mode="json")
+        stored = incident.model_dump(mode="json")
+        dropped = trim_timeline(stored)
+        if dropped:
+            # The model keeps the trimmed timeline too, for later events.
+            incident.timeline = stored["timeline"]
+            incident.timeline_dropped = stored["timeline_dropped"]
+            log.warning(
+                "incident timeline trimmed incident_id=%s dropped=%d",
+                incident.incident_id,
+                dropped,
+            )
+        incidents[incident.incident_id] = stored
         candidates = [next_check_at(incident), resolve_timeout_at(incident)]
         due = min((c for c in candidates if c is not None), default=None)
         if due is None:

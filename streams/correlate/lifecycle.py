@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +35,28 @@ from streams.escalate.policy import step_delays_s
 # How many recent alert and command ids a group or incident remembers to drop
 # redeliveries. A redelivery older than that many newer records gets through.
 SEEN_IDS_KEPT = 512
+# Duplicates of firing alerts recorded on an incident's timeline; later ones
+# are only counted.
+DUPLICATES_RECORDED = 10
+# The largest stored incident, in bytes of JSON. Kafka rejects records over
+# 1 MiB by default, and a changelog record that fails stops the worker.
+MAX_INCIDENT_BYTES = 512 * 1024
+
+
+def trim_timeline(stored: dict[str, Any], max_bytes: int = MAX_INCIDENT_BYTES) -> int:
+    """Drop the oldest timeline events after the first until `stored` fits.
+
+    Returns how many were dropped; the opening event is always kept.
+    """
+    size = len(json.dumps(stored))
+    timeline = stored.get("timeline") or []
+    dropped = 0
+    while size > max_bytes and len(timeline) > 1:
+        size -= len(json.dumps(timeline.pop(1))) + 2
+        dropped += 1
+    if dropped:
+        stored["timeline_dropped"] = stored.get("timeline_dropped", 0) + dropped
+    return dropped
 
 
 class Group(BaseModel):
@@ -108,6 +131,10 @@ class Incident(BaseModel):
     last_change_at: datetime | None = None
     hold_down_s: float = 0.0
     pause_s: float = 0.0
+    # Second reports of firing alerts; only the first few are on the timeline.
+    duplicates: int = 0
+    # Timeline events dropped to keep the stored incident under its size limit.
+    timeline_dropped: int = 0
     # Resolved by timeout this long after the escalation last started (the
     # opening, a reopening or an ack timeout); 0 is never.
     resolve_timeout_s: float = 0.0
@@ -231,7 +258,14 @@ def catch_up(incident: Incident, at: datetime) -> list[IncidentEvent]:
 
 
 def catch_up_all(group: Group, incident: Incident, at: datetime) -> list[IncidentEvent]:
-    """Apply everything due by `at`: escalations, the end of flapping, updates."""
+    """Apply everything due by `at`: escalations, the end of flapping, updates.
+
+    A resolve timeout due by `at` comes last, and nothing due after it is
+    applied: a late catch-up gives the same timeline as a timely one.
+    """
+    timeout_at = resolve_timeout_at(incident)
+    if timeout_at is not None and timeout_at < at:
+        at = timeout_at
     events = catch_up(incident, at)
     if due_stable(incident, at):
         # Each flapping episode ends with its alerts' changes forgotten.
@@ -243,8 +277,9 @@ def catch_up_all(group: Group, incident: Incident, at: datetime) -> list[Inciden
             how = "alert cleared and stable"
             events.append(_resolve(group, incident, stable_at, "correlate", how))
     events.extend(due_update(incident, at))
-    timeout_at = resolve_timeout_at(incident)
-    if timeout_at is not None and at >= timeout_at:
+    timed_out = timeout_at is not None and at >= timeout_at
+    if timed_out and incident.state is not IncidentState.RESOLVED:
+        assert timeout_at is not None
         how = "timed out"
         events.append(_resolve(group, incident, timeout_at, "correlate", how))
     return events
@@ -327,7 +362,10 @@ def _apply_firing(
         if since_s > reopening.recurrence_window_s:
             previous = None
     if incident is None or incident.state is IncidentState.RESOLVED:
-        waiting = _wait_for_group(group, alert, rules.min_alerts)
+        # Alerts still firing in the group's last incident, which a person
+        # resolved, count towards the minimum of the next one.
+        still_firing = len(incident.firing) if incident is not None else 0
+        waiting = _wait_for_group(group, alert, rules.min_alerts - still_firing)
         if waiting is None:
             return incident, []
         first = waiting[0]
@@ -357,6 +395,9 @@ def _apply_firing(
         return incident, [opened, *_add_waiting(incident, waiting[1:], alert.at)]
     incident.alert_count += 1
     if alert.fingerprint in incident.firing:
+        incident.duplicates += 1
+        if incident.duplicates > DUPLICATES_RECORDED:
+            return incident, []
         duplicate = {
             "reason": "duplicate",
             "fingerprint": alert.fingerprint,
@@ -408,7 +449,11 @@ def _apply_resolved(
     group: Group, incident: Incident | None, alert: Alert, rules: GroupRules
 ) -> tuple[Incident | None, list[IncidentEvent]]:
     group.pending.pop(alert.fingerprint, None)
-    if incident is None or incident.state is IncidentState.RESOLVED:
+    if incident is None:
+        return incident, []
+    if incident.state is IncidentState.RESOLVED:
+        # A person resolved it while this alert fired: it no longer fires.
+        incident.firing = [f for f in incident.firing if f != alert.fingerprint]
         return incident, []
     if alert.fingerprint not in incident.firing:
         return incident, []
@@ -488,7 +533,7 @@ def apply_command(
     # an escalate marked `now` (a failed runbook check) moves on earlier.
     earlier = catch_up_all(group, incident, command.at)
     if command.kind is CommandKind.REOPEN:
-        return _reopen(group, incident, command.at, actor)
+        return [*earlier, *_reopen(group, incident, command.at, actor)]
     if incident.state is IncidentState.RESOLVED:
         return earlier
     if command.kind is CommandKind.RESOLVE:

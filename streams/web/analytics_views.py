@@ -46,14 +46,26 @@ def invalid_dimension(dimension: str) -> str | None:
     return f"invalid dimension {dimension!r}: {expected}"
 
 
+# Times a query may name, in Unix seconds: 1970 to the start of 2100. Faust
+# lists every window from 0 up to a time, so a far-future one exhausts memory.
+MAX_QUERY_TIME_S = 4_102_444_800.0
+
+
 def _float_param(request: web.Request, name: str) -> float | None:
     raw = request.query.get(name)
     if raw is None:
         return None
+    problem = (
+        f"invalid {name} {raw!r}: expected Unix seconds from 0 to "
+        f"{MAX_QUERY_TIME_S:.0f} (the start of 2100)"
+    )
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        raise ValueError(f"invalid {name} {raw!r}: expected Unix seconds") from None
+        raise ValueError(problem) from None
+    if not 0.0 <= value <= MAX_QUERY_TIME_S:
+        raise ValueError(problem)
+    return value
 
 
 def _asset(name: str) -> bytes:

@@ -68,7 +68,12 @@ def register(pipeline: Pipeline) -> None:
             at = pipeline.clock.now() if text is None else parse_time(text)
         except ValueError as exc:
             return view.json({"error": str(exc)}, status=400)
-        return view.json(oncall_report(config, names, at))
+        try:
+            report = oncall_report(config, names, at)
+        except OverflowError:
+            error = f"invalid time {text!r}: too far in the future for the schedules"
+            return view.json({"error": error}, status=400)
+        return view.json(report)
 
     @app.page("/oncall")
     async def every_schedule(view: web.View, request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas.runbooks import RunbookApproval
 from streams import topics
 from streams.deadletter import describe_validation_error
+from streams.runbooks.agent import pending_approval
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -55,6 +56,7 @@ async def request_approval(
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     runs = pipeline.tables["runbook-runs"]
+    by_name = {runbook.name: runbook for runbook in pipeline.config.runbooks}
 
     # NOTE: like /incidents, this lists the runs of this worker's partitions.
     @app.page("/runbooks/runs")
@@ -93,4 +95,13 @@ def register(pipeline: Pipeline) -> None:
             approval_id = await request_approval(
                 pipeline, stored, body.approver, "http"
             )
+            action = pending_approval(stored, by_name)
+            if action is not None and body.approver not in action.approvers:
+                # The approval is still published, so the approvals agent
+                # puts the rejected attempt on the incident's timeline.
+                error = (
+                    f"{body.approver!r} is not an approver of run {run_id!r}; "
+                    f"allowed: {action.approvers}"
+                )
+                return self.json({"error": error}, status=403)
             return self.json({"approval_id": approval_id}, status=202)

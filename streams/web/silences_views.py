@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # Names end up in logs and on timelines: no control characters.
 NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+# A window name also appears in paths: printable, and not only spaces.
+WINDOW_NAME = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 
 
 class SilenceRequest(BaseModel):
@@ -30,7 +32,7 @@ class SilenceRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    matchers: list[str] = Field(min_length=1)
+    matchers: list[str] = Field(min_length=1, max_length=100)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     duration: Duration | None = None
@@ -48,7 +50,14 @@ def _build(request: SilenceRequest, now: Any) -> Silence:
     starts_at = request.starts_at or now
     if request.ends_at is None and request.duration is None:
         raise ValueError("a silence needs ends_at or duration, for example 2h")
-    ends_at = request.ends_at or starts_at + (request.duration or timedelta(0))
+    if request.ends_at is not None and request.duration is not None:
+        raise ValueError("a silence takes ends_at or duration, not both")
+    try:
+        ends_at = request.ends_at or starts_at + (request.duration or timedelta(0))
+    except OverflowError:
+        raise ValueError(
+            f"starts_at {starts_at.isoformat()} plus the duration passes the year 9999"
+        ) from None
     return Silence.model_validate(
         {
             "silence_id": str(uuid.uuid4()),
@@ -193,8 +202,8 @@ class WindowRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)
-    matchers: list[str] = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200, pattern=WINDOW_NAME)
+    matchers: list[str] = Field(min_length=1, max_length=100)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     every: dict[str, Any] | None = None

@@ -305,3 +305,58 @@ def test_shipped_default_config_validates() -> None:
 
     assert config.policies
     assert config.rules.metrics
+
+
+# limits and duplicates
+
+
+def test_duration_over_ten_years_rejected() -> None:
+    with pytest.raises(ValueError, match="longer than the maximum, 3650d"):
+        parse_duration("99999999d")
+
+
+def test_huge_resolve_timeout_reported() -> None:
+    problems = problems_of({"lifecycle": {"resolve_timeout": "99999999d"}})
+
+    assert any("lifecycle.resolve_timeout" in p and "3650d" in p for p in problems)
+
+
+def test_duplicate_window_names_reported() -> None:
+    window = {
+        "name": "a",
+        "matchers": ["x=y"],
+        "every": {"start": "02:00", "duration": "1h"},
+    }
+    problems = problems_of({"maintenance_windows": [window, window]})
+
+    assert problems == [
+        "maintenance_windows.1.name: 'a' is already the name of "
+        "maintenance_windows.0; names must be unique"
+    ]
+
+
+def test_weekly_window_longer_than_week_rejected() -> None:
+    window = {
+        "name": "a",
+        "matchers": ["x=y"],
+        "every": {"start": "02:00", "duration": "8d"},
+    }
+    problems = problems_of({"maintenance_windows": [window]})
+
+    assert any("at most 7d" in p for p in problems)
+
+
+def test_relative_shell_program_rejected() -> None:
+    for program in ("tar", "", "/usr/bin/../bin/rm"):
+        problems = problems_of({"shell_allowlist": [program]})
+        assert any("normalised absolute path" in p for p in problems), program
+
+
+def test_invalid_yaml_date_reported(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("schedules:\n  primary:\n    layers:\n      - start: 2024-13-02\n")
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+
+    assert excinfo.value.problems[0].startswith("invalid YAML value:")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,7 @@ from streams.correlate.lifecycle import (
     apply_alert,
     apply_command,
     resolve_timeout_at,
+    trim_timeline,
 )
 from streams.escalate.policy import Plan, plan_for, receivers_for
 
@@ -491,3 +493,94 @@ def test_timeout_off_by_default() -> None:
     assert incident is not None
 
     assert resolve_timeout_at(incident) is None
+
+
+def test_resolve_timeout_before_flapping_end() -> None:
+    group = Group(group_key=GROUP_KEY)
+    reopening = Reopening(resolve_timeout_s=200.0)
+    rules = FLAPPING
+    incident = None
+    for index in range(5):
+        seconds = 30 * index
+        alert = firing("fp-1", seconds) if index % 2 == 0 else resolved("fp-1", seconds)
+        incident, _ = apply_alert(
+            group, incident, alert, POLICY, [0.0], reopening, rules=rules
+        )
+    assert incident is not None
+    assert incident.flapping_since is not None
+
+    events = apply_command(
+        group, incident, make_command(CommandKind.CHECK, 1000, source="correlate")
+    )
+
+    assert [event.kind for event in events] == [EventKind.RESOLVED]
+    assert events[0].details["how"] == "timed out"
+    assert events[0].at == at(320)
+
+
+def test_min_alerts_counts_alerts_still_firing() -> None:
+    timeline = Timeline(GroupRules(min_alerts=3))
+    for index, fingerprint in enumerate(("a", "b", "c")):
+        timeline.alert(firing(fingerprint, index))
+    assert timeline.incident is not None
+    person = make_command(
+        CommandKind.RESOLVE, 60, incident_id=timeline.incident.incident_id
+    )
+    apply_command(timeline.group, timeline.incident, person)
+
+    kinds = timeline.alert(firing("d", 120))
+
+    assert kinds == [EventKind.OPENED]
+    assert timeline.incident.incident_id.endswith("-2")
+
+
+def test_cleared_alert_leaves_resolved_incident() -> None:
+    timeline = Timeline(GroupRules(min_alerts=3))
+    for index, fingerprint in enumerate(("a", "b", "c")):
+        timeline.alert(firing(fingerprint, index))
+    assert timeline.incident is not None
+    person = make_command(
+        CommandKind.RESOLVE, 60, incident_id=timeline.incident.incident_id
+    )
+    apply_command(timeline.group, timeline.incident, person)
+    timeline.alert(resolved("a", 90))
+    timeline.alert(resolved("b", 95))
+
+    # Only c still fires, so d makes two: below the minimum of three.
+    assert timeline.alert(firing("d", 120)) == []
+
+
+def test_reopen_keeps_caught_up_events() -> None:
+    group = Group(group_key=GROUP_KEY)
+    reopening = Reopening(resolve_timeout_s=600.0)
+    incident, _ = apply_alert(
+        group, None, firing("fp-1", 0), POLICY, [0.0, 300.0], reopening
+    )
+    assert incident is not None
+
+    events = apply_command(
+        group,
+        incident,
+        make_command(CommandKind.REOPEN, 700, incident_id=incident.incident_id),
+    )
+
+    kinds = [event.kind for event in events]
+    assert kinds == [EventKind.ESCALATED, EventKind.RESOLVED, EventKind.REOPENED]
+
+
+def test_trim_timeline_keeps_opening_and_fits() -> None:
+    stored = {
+        "incident_id": "g1-1",
+        "timeline": [
+            {"seq": n, "kind": "note_added", "details": {"text": "x" * 1000}}
+            for n in range(1, 101)
+        ],
+    }
+
+    dropped = trim_timeline(stored, max_bytes=20_000)
+
+    assert dropped > 0
+    assert stored["timeline"][0]["seq"] == 1
+    assert stored["timeline"][-1]["seq"] == 100
+    assert len(json.dumps(stored)) <= 20_000
+    assert stored["timeline_dropped"] == dropped

@@ -696,3 +696,43 @@ def test_publish_alerts_unacknowledged_times_out(
     with pytest.raises(TimeoutError):
         asyncio.run(publish_alerts(cast(Any, FakePipeline(topic)), records))
     assert len(topic.sent) == 1
+
+
+def test_long_label_value_rejected() -> None:
+    alert = generic_alert(labels={"alertname": "Big", "blob": "x" * 1025})
+
+    message = rejection(parse_generic, generic_payload(alert))
+
+    assert "labels.blob" in message
+    assert "at most 1024 characters" in message
+
+
+def test_control_character_in_label_rejected() -> None:
+    alert = generic_alert(labels={"alertname": "Bad\u0000name"})
+
+    message = rejection(parse_generic, generic_payload(alert))
+
+    assert "labels.alertname" in message
+
+
+def test_too_many_labels_rejected() -> None:
+    labels = {f"l{i}": "v" for i in range(65)}
+
+    message = rejection(parse_generic, generic_payload(generic_alert(labels=labels)))
+
+    assert "at most 64 items" in message
+
+
+def test_far_future_start_rejected() -> None:
+    alert = generic_alert(starts_at="9999-12-31T23:59:59Z")
+
+    message = rejection(parse_generic, generic_payload(alert))
+
+    assert "out of range" in message
+    assert "9999-12-31" in message
+
+
+def test_alertmanager_zero_end_of_firing_alert_allowed() -> None:
+    alert = only_alert(parse_alertmanager(am_payload(am_alert(endsAt=GO_ZERO))))
+
+    assert alert.ends_at is None
