@@ -151,7 +151,11 @@ def cancel_reason(
     event = notification.event
     if event.kind not in PAGING_KINDS or incident is None:
         return None
-    if event.kind in FIRST_PAGES and attempt <= 1:
+    # Level 0 reached when the group wait ends is the opening page too.
+    opening = event.kind in FIRST_PAGES or (
+        event.kind is EventKind.ESCALATED and event.level == 0
+    )
+    if opening and attempt <= 1:
         return None
     for entry in reversed(incident.get("timeline") or []):
         if entry.get("seq", 0) <= event.seq:

@@ -146,3 +146,11 @@ def test_cancel_check_runs_before_first_attempt() -> None:
         )
 
     assert receiver.attempts == 0
+
+
+def test_group_wait_page_sent_once() -> None:
+    incident = stored((1, "opened"), (2, "escalated"), (3, "resolved"))
+    first_page = make_notification(kind=EventKind.ESCALATED, seq=2, level=0)
+
+    assert cancel_reason(first_page, incident, attempt=1) is None
+    assert cancel_reason(first_page, incident, attempt=2) is not None
