@@ -67,7 +67,7 @@ class Route(Strict):
     of one group that fire together page once and an alert that clears
     within it pages no one. It also delays every escalation level.
     `group_interval` batches the notifications of later changes to the
-    group, and `flapping`, when set, holds the notifications of an alert
+    group, and `flapping`, when set, delays the notifications of an alert
     that keeps changing state.
     """
 

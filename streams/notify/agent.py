@@ -131,8 +131,8 @@ PAGING_KINDS = frozenset(
         EventKind.ACK_TIMED_OUT,
     }
 )
-# Pages that start a receiver's record of an incident: sent at least once,
-# so a receiver told of the resolve was told of the opening first.
+# Pages that start a receiver's record of an incident. Each is sent at least
+# once, so a receiver that gets the resolve has had the opening first.
 FIRST_PAGES = frozenset({EventKind.OPENED, EventKind.REOPENED})
 ENDING_KINDS = frozenset({EventKind.ACKNOWLEDGED.value, EventKind.RESOLVED.value})
 

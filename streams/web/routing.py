@@ -158,8 +158,8 @@ async def load_incident(
 ) -> dict[str, Any] | web.Response:
     """Return the stored incident, or the response to send instead.
 
-    The response is 400 for an invalid id, the owner's answer when another
-    worker owns the incident, or 404 when it does not exist.
+    The response is 400 for an invalid id, the owner's response when
+    another worker owns the incident, or 404 when it does not exist.
     """
     try:
         group_key = group_key_of(incident_id)
