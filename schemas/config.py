@@ -157,7 +157,8 @@ class Config(Strict):
             self.runbooks, set(self.receivers), self.shell_allowlist
         )
         if problems:
-            raise ValueError("; ".join(problems))
+            # One problem per line; parse_config lists each on its own.
+            raise ValueError("\n".join(problems))
         return self
 
     def route_for(self, labels: dict[str, str]) -> tuple[int, Route] | None:
@@ -293,8 +294,15 @@ def parse_config(data: object, path: Path) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = [_format_error(e) for e in exc.errors(include_url=False)] + problems
-        raise ConfigError(path, problems) from None
+        found = []
+        for error in exc.errors(include_url=False):
+            if not error["loc"] and error["type"] == "value_error":
+                # Whole-file checks name each problem's path themselves.
+                message = error["msg"].removeprefix("Value error, ")
+                found.extend(message.splitlines())
+            else:
+                found.append(_format_error(error))
+        raise ConfigError(path, found + problems) from None
     if problems:
         raise ConfigError(path, problems)
     return config

@@ -181,7 +181,7 @@ def incidents(state: str | None, service: str | None, url: str) -> None:
             f"{incident['incident_id']}  {incident['state']:<12} "
             f"{incident['severity']:<8} {incident['service']}: {incident['title']}"
         )
-    click.echo(f"{listing['total']} incidents")
+    click.echo(_count(listing["total"], "incident"))
 
 
 def _command(kind: str, incident_id: str, actor: str, url: str, **extra: str) -> None:
@@ -464,11 +464,18 @@ def config_check(path: Path) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     rules = len(loaded.rules.metrics) + len(loaded.rules.logs)
-    click.echo(
-        f"{path}: valid: {rules} rules, {len(loaded.policies)} policies, "
-        f"{len(loaded.receivers)} receivers, {len(loaded.schedules)} schedules, "
-        f"{len(loaded.runbooks)} runbooks"
-    )
+    counts = [
+        _count(rules, "rule"),
+        _count(len(loaded.policies), "policy", "policies"),
+        _count(len(loaded.receivers), "receiver"),
+        _count(len(loaded.schedules), "schedule"),
+        _count(len(loaded.runbooks), "runbook"),
+    ]
+    click.echo(f"{path}: valid: {', '.join(counts)}")
+
+
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"
 
 
 main.add_command(runbook)

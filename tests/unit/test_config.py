@@ -360,3 +360,37 @@ def test_invalid_yaml_date_reported(tmp_path: Path) -> None:
         load_config(path)
 
     assert excinfo.value.problems[0].startswith("invalid YAML value:")
+
+
+def test_runbook_problems_listed_apart() -> None:
+    data = {
+        "receivers": {"pager": {"type": "console"}},
+        "shell_allowlist": ["/usr/bin/systemctl"],
+        "runbooks": [
+            {
+                "name": "r1",
+                "owner": "sre",
+                "trigger": {"labels": {"a": "b"}},
+                "steps": [
+                    {
+                        "name": "s",
+                        "action": {"type": "shell", "argv": ["/bin/rm", "x"]},
+                    },
+                    {
+                        "name": "t",
+                        "action": {
+                            "type": "notify",
+                            "receivers": ["nope"],
+                            "message": "hi",
+                        },
+                    },
+                ],
+            }
+        ],
+    }
+
+    problems = problems_of(data)
+
+    assert len(problems) == 2
+    assert problems[0].startswith("runbooks.0 step 's': executable '/bin/rm'")
+    assert problems[1].startswith("runbooks.0 step 't': 'nope' is not a receiver")
