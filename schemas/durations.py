@@ -39,8 +39,8 @@ def _duration_problem(value: object) -> str:
     )
 
 
-# The longest duration accepted anywhere: ten years. Longer ones are
-# mistakes, and adding them to a time can pass the year 9999 and fail.
+# The maximum duration of any setting: ten years. Longer ones are mistakes,
+# and adding them to a time can pass the year 9999 and fail.
 MAX_DURATION = timedelta(days=3650)
 
 

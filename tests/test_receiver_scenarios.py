@@ -176,7 +176,7 @@ def test_ack_cancels_page_waiting_to_retry(
     workers: WorkerFactory, vendors: Any
 ) -> None:
     _, pagerduty, env = vendors
-    # The first trigger is told to come back in 5 s; the ack comes first.
+    # The first trigger gets a 429 with Retry-After 5 s, and the ack comes first.
     pagerduty.fail_next(429, count=1, retry_after_s=5)
     config = workers.write_config(receiver_config(["pagerduty-primary"]))
     worker = workers.start(config, env)

@@ -201,7 +201,7 @@ def _receivers(
         return []
     if event.kind is EventKind.STABILIZED:
         plan.flapping = False
-        # An alert that settled clear is resolved next: nobody is paged.
+        # An alert that settled clear is resolved next, so no one is paged.
         if not plan.held or plan.level < 0 or event.details.get("firing") == 0:
             return []
         return _reach_level(plan, plan.level, muted, event.at, directory)

@@ -177,20 +177,10 @@ async def _report_cancelled(
         notification.notification_id,
         cancelled.reason,
     )
-    pipeline.metrics.delivery_attempts.labels(
-        receiver=notification.receiver, status=DeliveryStatus.SKIPPED
-    ).inc()
-    result = DeliveryResult(
-        notification_id=notification.notification_id,
-        incident_id=notification.event.incident_id,
-        receiver=notification.receiver,
-        kind=kind,
-        attempt=0,
-        status=DeliveryStatus.SKIPPED,
-        at=pipeline.clock.stamp(notification.event.at),
-        error=f"cancelled: {cancelled.reason}",
+    error = f"cancelled: {cancelled.reason}"
+    await _publish_result(
+        pipeline, notification, kind, 0, DeliveryStatus.SKIPPED, error
     )
-    await pipeline.publish(topics.DELIVERIES, notification.event.group_key, result)
 
 
 async def _report_attempt(
@@ -206,6 +196,19 @@ async def _report_attempt(
         status = DeliveryStatus.FAILED
     else:
         status = DeliveryStatus.DELIVERED
+    message = str(error) if error else None
+    await _publish_result(pipeline, notification, kind, attempt, status, message)
+
+
+async def _publish_result(
+    pipeline: Pipeline,
+    notification: Notification,
+    kind: str,
+    attempt: int,
+    status: DeliveryStatus,
+    error: str | None,
+) -> None:
+    """Count one delivery outcome and publish it as a delivery record."""
     pipeline.metrics.delivery_attempts.labels(
         receiver=notification.receiver, status=status
     ).inc()
@@ -217,7 +220,7 @@ async def _report_attempt(
         attempt=attempt,
         status=status,
         at=pipeline.clock.stamp(notification.event.at),
-        error=str(error) if error else None,
+        error=error,
     )
     await pipeline.publish(topics.DELIVERIES, notification.event.group_key, result)
 

@@ -18,8 +18,8 @@ from schemas.oncall import Target
 from schemas.records import Severity
 from streams.analytics.metrics import WINDOWS, window_rows
 from streams.analytics.postmortem import render_postmortem
-from streams.escalate.schedules import on_call as on_call_at
 from streams.web import routing
+from streams.web.oncall_views import oncall_report
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -246,12 +246,12 @@ def register(pipeline: Pipeline) -> None:
 def _paged(config: Config, target: Target, at: datetime) -> dict[str, Any]:
     """Return whom a policy target pages at `at`, with their receivers."""
     if target.schedule is not None:
-        shift = on_call_at(config.schedules[target.schedule], at)
-        user = config.users.get(shift.user) if shift else None
+        [row] = oncall_report(config, [target.schedule], at)["schedules"]
+        shift = row["on_call"]
         return {
             "schedule": target.schedule,
-            "user": shift.user if shift else None,
-            "receivers": list(user.receivers) if user else [],
+            "user": shift["user"] if shift else None,
+            "receivers": row["receivers"],
         }
     if target.user is not None:
         known = config.users.get(target.user)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.config import Config
+from streams.web.analytics_views import _paged
 from streams.web.oncall_views import oncall_report, parse_time
 
 CONFIG = Config.model_validate(
@@ -63,3 +64,40 @@ def test_report_before_start_has_nobody() -> None:
 
     assert report["schedules"][0]["on_call"] is None
     assert report["schedules"][0]["receivers"] == []
+
+
+def test_policy_targets_resolved_to_receivers() -> None:
+    config = Config.model_validate(
+        {
+            "users": {"alice": {"receivers": ["pd"]}},
+            "schedules": {
+                "primary": {
+                    "timezone": "UTC",
+                    "layers": [
+                        {
+                            "rotation": "weekly",
+                            "start": "2024-01-01",
+                            "users": ["alice"],
+                        }
+                    ],
+                }
+            },
+            "receivers": {"pd": {"type": "console"}},
+            "policies": {
+                "default": {
+                    "levels": [
+                        {"targets": [{"schedule": "primary"}, {"user": "alice"}, "pd"]}
+                    ]
+                }
+            },
+        }
+    )
+    at = datetime(2024, 6, 1, tzinfo=UTC)
+
+    paged = [
+        _paged(config, t, at) for t in config.policies["default"].levels[0].targets
+    ]
+
+    assert paged[0] == {"schedule": "primary", "user": "alice", "receivers": ["pd"]}
+    assert paged[1] == {"user": "alice", "receivers": ["pd"]}
+    assert paged[2] == {"receiver": "pd", "receivers": ["pd"]}
