@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from harness import Worker, WorkerFactory, wait_for
 from scenario import ROUTING_KEY
+from test_pagerduty_webhooks import open_incident
 
-from schemas.records import MetricBatch, MetricSample
 from streams import topics
-from tocsin.replay import publish
-
-OPENED_AT = datetime(2024, 6, 1, 9, 0, tzinfo=UTC)
 
 
 def receiver_config(targets: list[str]) -> dict[str, Any]:
@@ -37,26 +33,6 @@ def receiver_config(targets: list[str]) -> dict[str, Any]:
             "slack-oncall": {"type": "slack", "channel": "#oncall"},
         },
     }
-
-
-def open_incident(worker: Worker) -> str:
-    """Publish one breaching sample and return the incident it opens."""
-    batch = MetricBatch(
-        series="api/cpu",
-        labels={"service": "api", "metric": "cpu_utilization"},
-        samples=[MetricSample(at=OPENED_AT, value=97.0)],
-    )
-    asyncio.run(
-        publish(
-            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-            worker.prefix + topics.METRICS.name,
-            batch.series,
-            iter([batch]),
-            progress=False,
-        )
-    )
-    opened = wait_for(lambda: (found := worker.incidents()) and found[0], 30, "opened")
-    return str(opened["incident_id"])
 
 
 def timeline(worker: Worker, incident_id: str) -> list[dict[str, Any]]:
