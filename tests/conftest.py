@@ -34,6 +34,17 @@ def _docker_answers() -> bool:
 
 
 BROKER_USED = pytest.StashKey[str]()
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    report = yield
+    if call.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
 
 
 def pytest_terminal_summary(
@@ -88,12 +99,19 @@ def broker(
 
 
 @pytest.fixture
-def workers(broker: BrokerInfo, tmp_path: Path) -> Iterator[WorkerFactory]:
+def workers(
+    request: pytest.FixtureRequest, broker: BrokerInfo, tmp_path: Path
+) -> Iterator[WorkerFactory]:
+    """Start pipeline workers; a failed test prints the end of each one's log."""
     factory = WorkerFactory(broker, tmp_path)
     try:
         yield factory
     finally:
         factory.stop_all()
+        if request.node.stash.get(CALL_FAILED, False):
+            for worker in factory.started:
+                print(f"--- end of {worker.log_path.name} ---")
+                print(worker.log_tail(200))
 
 
 @pytest.fixture
