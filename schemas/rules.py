@@ -7,7 +7,6 @@ hysteresis before a firing rule resolves, as Prometheus defines it.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -22,6 +21,7 @@ from pydantic import (
 )
 
 from schemas.durations import Duration
+from schemas.patterns import compile_pattern
 from schemas.records import Severity
 
 
@@ -30,10 +30,7 @@ class Strict(BaseModel):
 
 
 def _valid_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+    compile_pattern(value)
     return value
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
-from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from schemas.durations import Duration
+from schemas.patterns import Pattern, compile_pattern
 from schemas.records import Record
 from schemas.rules import Strict
 
@@ -18,9 +18,8 @@ MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-@lru_cache(maxsize=512)
-def _anchored(pattern: str) -> re.Pattern[str]:
-    return re.compile(f"^(?:{pattern})$")
+def _anchored(pattern: str) -> Pattern:
+    return compile_pattern(f"^(?:{pattern})$")
 
 
 class Matcher(Strict):
@@ -39,11 +38,8 @@ class Matcher(Strict):
         if self.op in {"=~", "!~"}:
             try:
                 _anchored(self.value)
-            except re.error as exc:
-                raise ValueError(
-                    f"invalid regular expression {self.value!r} in matcher "
-                    f"{self.name}{self.op}: {exc}"
-                ) from exc
+            except ValueError as exc:
+                raise ValueError(f"matcher {self.name}{self.op}: {exc}") from exc
         return self
 
     @classmethod
@@ -70,7 +66,7 @@ class Matcher(Strict):
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = _anchored(self.value).match(actual) is not None
+        found = _anchored(self.value).search(actual) is not None
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:

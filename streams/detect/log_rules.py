@@ -5,10 +5,9 @@ State for one rule and key is a JSON-compatible dict, as for metric rules.
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
 from typing import Any
 
+from schemas.patterns import compile_pattern
 from schemas.records import AlertStatus, LogLine
 from schemas.rules import (
     CardinalityRule,
@@ -20,18 +19,16 @@ from schemas.rules import (
 from streams.detect.hold import HoldState, Transition, hold
 
 
-@lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
 def match_line(rule: LogRule, line: LogLine) -> bool:
     """Return whether a line passes a rule's level, field and regex filters."""
     if rule.levels and line.level.lower() not in {lv.lower() for lv in rule.levels}:
         return False
     if any(line.fields.get(name) != value for name, value in rule.fields.items()):
         return False
-    return rule.regex is None or _compiled(rule.regex).search(line.message) is not None
+    return (
+        rule.regex is None
+        or compile_pattern(rule.regex).search(line.message) is not None
+    )
 
 
 def _step_pattern(
