@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from analytics_events import TIMEOUT_S, Planned, config, create
 from harness import Worker, WorkerFactory, wait_for
 
@@ -89,6 +90,16 @@ def test_either_worker_returns_every_service(workers: WorkerFactory) -> None:
         postmortem_path = incident_path + "/postmortem"
         from_first_text = client.request_text(first.url, postmortem_path)
         assert from_first_text == client.request_text(second.url, postmortem_path)
+
+    # Either worker rejects an acknowledgement of a resolved incident, so
+    # this covers the owner and a worker that requests the incident from it.
+    for planned in PLAN:
+        for worker in (first, second):
+            path = f"/incidents/{planned.incident_id}/acknowledge"
+            with pytest.raises(
+                client.WebViewError, match=r"HTTP 409.*already resolved"
+            ):
+                worker.post(path, {"actor": "ana"})
 
     listed_first = first.get("/incidents?limit=500")
     listed_second = second.get("/incidents?limit=500")

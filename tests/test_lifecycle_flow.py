@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from click.testing import CliRunner
 from harness import WorkerFactory, wait_for
 from test_stages import cpu_rule, send_metric, timeline
+
+from tocsin import client
+from tocsin.cli import main
 
 T0 = datetime(2024, 8, 1, tzinfo=UTC)
 
@@ -81,3 +86,38 @@ def test_note_and_ack_survive_repeated_alert(workers: WorkerFactory) -> None:
     assert detail["acknowledged_by"] == "erin via http"
     assert [n["note"] for n in detail["notes"]] == ["disk swap"]
     assert kinds.count("opened") == 1
+
+
+def test_resolved_incident_rejects_ack(workers: WorkerFactory) -> None:
+    worker = workers.start(workers.write_config(config()))
+    send_metric(worker, "api", 95.0, T0)
+    send_metric(worker, "api", 10.0, T0 + timedelta(minutes=1))
+    incident = wait_for(
+        lambda: (f := worker.incidents()) and f[0]["state"] == "resolved" and f[0],
+        30,
+        "incident resolved",
+    )
+    incident_id = incident["incident_id"]
+
+    for kind in ("acknowledge", "resolve"):
+        with pytest.raises(client.WebViewError) as caught:
+            worker.post(f"/incidents/{incident_id}/{kind}", {"actor": "erin"})
+        assert "HTTP 409" in str(caught.value)
+        assert f"so {kind} would change nothing" in str(caught.value)
+
+    result = CliRunner().invoke(main, ["ack", incident_id, "--url", worker.url])
+    assert result.exit_code == 1
+    assert "already resolved" in result.output
+
+    # A note on a resolved incident is still accepted.
+    noted = worker.post(
+        f"/incidents/{incident_id}/notes", {"actor": "erin", "note": "root cause"}
+    )
+    assert noted["accepted"]["kind"] == "note"
+    wait_for(
+        lambda: worker.get(f"/incidents/{incident_id}")["notes"],
+        30,
+        "note stored",
+    )
+    events = timeline(worker, incident_id)
+    assert [e["kind"] for e in events].count("acknowledged") == 0

@@ -185,9 +185,18 @@ def owned_here(app: faust.App, table_name: str, key: str) -> bool:
     return _ident(URL(str(owner))) == _ident(URL(str(app.conf.canonical_url)))
 
 
-async def exists_on_owner(app: faust.App, table_name: str, key: str, path: str) -> bool:
-    """Return whether a GET of `path` on the owner of `key` returns 200."""
+async def get_from_owner(
+    app: faust.App, table_name: str, key: str, path: str
+) -> Any | None:
+    """Return the JSON body of a GET of `path` on the owner of `key`.
+
+    Returns None when the owner responds 404, and raises
+    aiohttp.ClientResponseError for any other status but 200.
+    """
     owner = URL(str(app.router.key_store(table_name, key)))
     url = owner.with_path(path)
     async with app.http_client.get(url, timeout=PEER_TIMEOUT) as response:
-        return bool(response.status == 200)
+        if response.status == 404:
+            return None
+        response.raise_for_status()
+        return await response.json()

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Commands that a resolved incident rejects over HTTP with 409.
+ENDING_COMMANDS = frozenset({CommandKind.ACKNOWLEDGE, CommandKind.RESOLVE})
+
 
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
@@ -77,10 +80,10 @@ def register(pipeline: Pipeline) -> None:
             return found
         return view.json(found)
 
-    async def incident_exists(incident_id: str, group_key: str) -> bool:
+    async def stored_incident(incident_id: str, group_key: str) -> Any | None:
         if routing.owned_here(app, incidents.name, group_key):
-            return incidents.get(incident_id) is not None
-        return await routing.exists_on_owner(
+            return incidents.get(incident_id)
+        return await routing.get_from_owner(
             app, incidents.name, group_key, f"/incidents/{incident_id}"
         )
 
@@ -95,7 +98,7 @@ def register(pipeline: Pipeline) -> None:
         except ValueError as exc:
             return bad_request(view, str(exc))
         try:
-            exists = await incident_exists(incident_id, group_key)
+            stored = await stored_incident(incident_id, group_key)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning(
                 "request to the owner of incident_id=%s failed: %r", incident_id, exc
@@ -107,9 +110,25 @@ def register(pipeline: Pipeline) -> None:
                 },
                 status=503,
             )
-        if not exists:
+        if stored is None:
             return view.json(
                 {"error": f"incident {incident_id!r} not found"}, status=404
+            )
+        if kind in ENDING_COMMANDS and stored.get("state") == "resolved":
+            # The pipeline would drop the command, because the resolve wins.
+            log.info(
+                "command rejected kind=%s incident_id=%s: already resolved",
+                kind,
+                incident_id,
+            )
+            return view.json(
+                {
+                    "error": f"incident {incident_id!r} is already resolved, "
+                    f"so {kind.value} would change nothing; a new alert that "
+                    "matches it reopens it or opens a recurrence",
+                    "state": "resolved",
+                },
+                status=409,
             )
         if kind is CommandKind.NOTE and not body.note:
             return bad_request(view, "a note needs a non-empty note field")
