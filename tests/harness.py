@@ -51,17 +51,27 @@ def free_port() -> int:
         return port
 
 
+# Factor on every wait_for bound. The bounds are sized for an idle machine,
+# and a loaded CI machine can be several times slower. A wait ends as soon as
+# its condition is true, so a larger bound costs time only when a test fails.
+WAIT_SCALE = float(os.environ.get("TOCSIN_TEST_WAIT_SCALE", "3"))
+
+
 def wait_for(
     condition: Callable[[], Any], timeout_s: float, message: str, every_s: float = 0.2
 ) -> Any:
-    """Poll `condition` until it returns a truthy value, bounded by `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
+    """Poll `condition` until it returns a truthy value.
+
+    Raises AssertionError after `timeout_s` times WAIT_SCALE seconds.
+    """
+    bound_s = timeout_s * WAIT_SCALE
+    deadline = time.monotonic() + bound_s
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s: {message}")
+            raise AssertionError(f"timed out after {bound_s:g} s: {message}")
         time.sleep(every_s)
 
 
