@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from schemas.records import Notification
 
@@ -44,6 +44,15 @@ class Receiver(Protocol):
         `state` is what this receiver stored for the incident after its last
         delivery (for Slack, the message to update), or empty.
         """
+        ...
+
+
+@runtime_checkable
+class ChecksEarlierPosts(Protocol):
+    """A receiver that can look for a delivery an earlier attempt may have made."""
+
+    def assume_outcome_unknown(self, notification_id: str) -> None:
+        """Make the next delivery of `notification_id` check for an earlier one."""
         ...
 
 

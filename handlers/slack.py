@@ -178,8 +178,7 @@ class SlackReceiver:
         )
         self._limiter = limiter or KeyedRateLimiter(MESSAGE_INTERVAL_S)
         # Notification ids whose last post may have reached Slack unanswered.
-        # NOTE: kept in memory only, so a post that landed just before a
-        # worker restart is not looked up and can be posted again.
+        # The notify stage adds the ids a crashed worker was delivering.
         self._uncertain: set[str] = set()
         # Channel ids that Slack returned for the configured channel names.
         self._channel_ids: dict[str, str] = {}
@@ -225,6 +224,10 @@ class SlackReceiver:
                     reply["blocks"] = approval
                 await self._post(key, channel=channel, thread_ts=ts, **reply)
         return state
+
+    def assume_outcome_unknown(self, notification_id: str) -> None:
+        """Look up an earlier post of `notification_id` before posting it."""
+        self._uncertain.add(notification_id)
 
     async def _post(self, key: str, **kwargs: Any) -> Any:
         """Post a message that carries `key` in its metadata."""

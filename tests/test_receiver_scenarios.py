@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from typing import Any
 
@@ -177,3 +178,31 @@ def test_ack_cancels_page_waiting_to_retry(
     triggers = [e for e in pagerduty.events if e["event_action"] == "trigger"]
     assert triggers == []
     assert pagerduty.alerts_for(ROUTING_KEY) == {}
+
+
+def test_slack_post_during_crash_posts_once(
+    workers: WorkerFactory, vendors: Any
+) -> None:
+    slack, _, env = vendors
+    # The post lands at once but its response never comes before the crash,
+    # and the worker's timeout is longer than the test waits.
+    slack.delay_after_next(120)
+    config = workers.write_config(receiver_config(["slack-oncall"]))
+    first = workers.start(config, {**env, "TOCSIN_HTTP_TIMEOUT_S": "300"})
+    incident_id = open_incident(first)
+    wait_for(lambda: slack.messages, 30, "message posted")
+    first.stop(signal.SIGKILL)
+
+    second = workers.start(config, env, name="second")
+
+    def notified() -> bool:
+        kinds = [event["kind"] for event in timeline(second, incident_id)]
+        return "notified" in kinds
+
+    wait_for(notified, 60, "notified by the second worker")
+    roots = [m for m in slack.messages if m["thread_ts"] is None]
+    assert len(roots) == 1
+    paths = [request.path for request in slack.requests]
+    assert paths.count("/api/chat.postMessage") == 1
+    assert "/api/conversations.history" in paths
+    assert "delivery restarted after an interrupted attempt" in second.log_tail(400)

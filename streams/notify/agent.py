@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from handlers.base import DeliveryError
+from handlers.base import ChecksEarlierPosts, DeliveryError
 from schemas.records import (
     Command,
     CommandKind,
@@ -63,6 +63,9 @@ class Notifier:
             for name in self.receivers
         }
         self.delivered = pipeline.table("notify-delivered", default=None)
+        # Notifications whose delivery started and has not ended. One found
+        # here at the start is a redelivery after a worker stopped mid-way.
+        self.in_flight = pipeline.table("notify-in-flight", default=None)
         self.receiver_state = pipeline.table("notify-receiver-state", default=None)
         pipeline.counters.update(delivered=0, failed=0)
 
@@ -79,6 +82,18 @@ class Notifier:
                 "notify", event, f"unknown receiver {notification.receiver!r}"
             )
             return
+        notification_id = notification.notification_id
+        if self.in_flight.get(notification_id) is not None:
+            log.info(
+                "delivery restarted after an interrupted attempt "
+                "receiver=%s notification_id=%s",
+                receiver.name,
+                notification_id,
+            )
+            if isinstance(receiver, ChecksEarlierPosts):
+                receiver.assume_outcome_unknown(notification_id)
+        else:
+            self.in_flight[notification_id] = pipeline.clock.now().isoformat()
         state_key = f"{notification.event.incident_id}:{receiver.name}"
         state: dict[str, Any] = self.receiver_state.get(state_key) or {}
 
@@ -105,16 +120,22 @@ class Notifier:
             )
         except DeliveryCancelled as exc:
             await _report_cancelled(pipeline, notification, receiver.kind, exc)
-            self.delivered[notification.notification_id] = "cancelled"
+            self._finish(notification_id, "cancelled")
             return
         except DeliveryError as exc:
             await _give_up(pipeline, notification, exc)
-            self.delivered[notification.notification_id] = "failed"
+            self._finish(notification_id, "failed")
             return
         self.receiver_state[state_key] = new_state
-        self.delivered[notification.notification_id] = "delivered"
+        self._finish(notification_id, "delivered")
         pipeline.counters["delivered"] += 1
         await _record(pipeline, notification, EventKind.NOTIFIED, {})
+
+    def _finish(self, notification_id: str, outcome: str) -> None:
+        # A worker stopped during the delivery leaves it in flight, so the
+        # next worker checks whether an attempt reached the receiver.
+        self.delivered[notification_id] = outcome
+        self.in_flight.pop(notification_id, None)
 
 
 # Transitions that page someone; a later acknowledgement or resolve of the

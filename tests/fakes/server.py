@@ -37,7 +37,7 @@ MAX_REQUEST_BYTES = 8 * 1024 * 1024
 """aiohttp rejects larger bodies with HTTP 413 before any fake handler runs."""
 OPENSSL_TIMEOUT_S = 30.0
 
-FaultKind = Literal["status", "delay", "drop", "drop_after"]
+FaultKind = Literal["status", "delay", "delay_after", "drop", "drop_after"]
 
 
 @dataclass(frozen=True)
@@ -250,6 +250,16 @@ class FakeServer:
             raise ValueError(f"seconds must not be negative: {seconds}")
         self._queue_faults(Fault(kind="delay", delay_s=seconds), count)
 
+    def delay_after_next(self, seconds: float, count: int = 1) -> None:
+        """Handle each of the next `count` requests, then wait `seconds` to respond.
+
+        The request takes effect at once while the client still waits, as
+        when a client stops before the response comes.
+        """
+        if seconds < 0:
+            raise ValueError(f"seconds must not be negative: {seconds}")
+        self._queue_faults(Fault(kind="delay_after", delay_s=seconds), count)
+
     def drop_next(self, count: int = 1) -> None:
         """Close the connection without a response for the next `count` requests."""
         self._queue_faults(Fault(kind="drop"), count)
@@ -366,6 +376,12 @@ class FakeServer:
 
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.delay_s)
+
+        if fault is not None and fault.kind == "delay_after":
+            handled = await handler(request)
+            self._record(request, body, status=handled.status, fault=fault)
+            await asyncio.sleep(fault.delay_s)
+            return handled
 
         if fault is not None and fault.kind == "drop_after":
             await handler(request)

@@ -294,6 +294,21 @@ def test_dropped_thread_reply_not_repeated(slack: FakeSlack) -> None:
     assert "/api/conversations.replies" in [r.path for r in slack.requests]
 
 
+def test_post_of_stopped_worker_found(slack: FakeSlack) -> None:
+    # One receiver posts and stops before its response, and a new one
+    # takes over.
+    notification = make_notification()
+    posted = deliver(receiver_for(slack), notification, {})
+    successor = receiver_for(slack)
+    successor.assume_outcome_unknown(notification.notification_id)
+
+    state = deliver(successor, notification, {})
+
+    assert len(root_posts(slack)) == 1
+    assert state["ts"] == posted["ts"]
+    assert "/api/conversations.history" in [r.path for r in slack.requests]
+
+
 def test_first_try_reads_no_history(slack: FakeSlack) -> None:
     receiver = receiver_for(slack)
     state = deliver(receiver, make_notification(), {})
