@@ -299,16 +299,20 @@ class ResponseSample(Record):
     """One incident's contribution to the analytics tables, keyed by `dimension`.
 
     `seconds` is the time to detect of `opened`, the time to acknowledge of
-    `acknowledged` and the time to resolve of `resolved`. `dimension` is
-    `all`, `service:NAME` or `severity:NAME`, and `sample_id` is unique per
-    incident event and dimension, so a redelivered sample counts once.
+    `acknowledged` and the time to resolve of `resolved`. A `downtime`
+    sample carries a critical incident's span, from `opened_at` to
+    `span_end`, into the window of `window_at`. `dimension` is `all`,
+    `service:NAME` or `severity:NAME`, and `sample_id` is unique per incident
+    event and dimension, so a redelivered sample counts once.
     """
 
     incident_id: str
     service: str
     severity: Severity
     opened_at: AwareDatetime
-    kind: Literal["opened", "acknowledged", "resolved", "escalated", "notified"]
+    kind: Literal[
+        "opened", "acknowledged", "resolved", "escalated", "notified", "downtime"
+    ]
     seconds: float | None = None
     acknowledged: bool = False
     dimension: str = ""
@@ -317,7 +321,10 @@ class ResponseSample(Record):
     recurrence: bool = False
     false_positive: bool = False
     impact: float = 0.0
-    critical_seconds: float = 0.0
+    span_end: AwareDatetime | None = None
+    # The time that places the sample in windows, or the incident's opened
+    # time when unset.
+    window_at: AwareDatetime | None = None
 
 
 class DeadLetter(Record):

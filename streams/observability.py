@@ -126,8 +126,8 @@ class _ScrapeTimeCollector(Collector):
                     continue
                 if service not in newest or start > newest[service][0]:
                     newest[service] = (start, totals)
-            for service, (_, totals) in sorted(newest.items()):
-                summary = summarize(totals, WINDOWS_S[window])
+            for service, (start, totals) in sorted(newest.items()):
+                summary = summarize(totals, WINDOWS_S[window], start)
                 if summary["mtta_s"] is not None:
                     mtta.add_metric([service, window], summary["mtta_s"])
                 if summary["mttr_s"] is not None:

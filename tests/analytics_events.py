@@ -172,6 +172,38 @@ def window_starts(opened: datetime, size_s: int, step_s: int) -> list[float]:
     return [latest - k * step_s for k in range(size_s // step_s)]
 
 
+def empty_entry() -> dict[str, Any]:
+    return {
+        "opened": 0,
+        "tta": [],
+        "ttr": [],
+        "ttd": [],
+        "unacknowledged": 0,
+        "false_positives": 0,
+        "notifications": 0,
+        "critical_spans": [],
+    }
+
+
+def downtime_s(spans: list[tuple[float, float]], start: float, end: float) -> float:
+    """Return the seconds of [start, end] during which any span was open."""
+    covered = 0.0
+    reached = start
+    for span_start, span_end in sorted(spans):
+        low = max(span_start, reached)
+        high = min(span_end, end)
+        if high > low:
+            covered += high - low
+            reached = high
+    return covered
+
+
+def reference_availability(entry: dict[str, Any], start: float, size_s: int) -> Any:
+    if not entry["opened"] and not entry["critical_spans"]:
+        return None
+    return 1 - downtime_s(entry["critical_spans"], start, start + size_s) / size_s
+
+
 def reference(
     timelines: list[list[dict[str, Any]]], window: str
 ) -> dict[tuple[str, float], dict[str, Any]]:
@@ -189,20 +221,19 @@ def reference(
         ttr = (parse(res["at"]) - opened).total_seconds() if res else None
         ttd = (opened - parse(first["started_at"])).total_seconds()
         keys = ["all", f"service:{first['service']}", f"severity:{first['severity']}"]
+        if first["severity"] == "critical" and res is not None:
+            # Every window that overlaps the critical span counts it.
+            span = (opened.timestamp(), parse(res["at"]).timestamp())
+            start = min(window_starts(opened, size_s, step_s))
+            while start < span[1]:
+                if start + size_s > span[0]:
+                    for dimension in keys:
+                        entry = grouped.setdefault((dimension, start), empty_entry())
+                        entry["critical_spans"].append(span)
+                start += step_s
         for dimension in keys:
             for start in window_starts(opened, size_s, step_s):
-                entry = grouped.setdefault(
-                    (dimension, start),
-                    {
-                        "opened": 0,
-                        "tta": [],
-                        "ttr": [],
-                        "ttd": [],
-                        "unacknowledged": 0,
-                        "false_positives": 0,
-                        "notifications": 0,
-                    },
-                )
+                entry = grouped.setdefault((dimension, start), empty_entry())
                 entry["opened"] += 1
                 entry["ttd"].append(ttd)
                 if tta is None:

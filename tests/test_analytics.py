@@ -20,6 +20,7 @@ from analytics_events import (
     lower_rank,
     minutes,
     reference,
+    reference_availability,
 )
 from harness import BrokerInfo, Worker, WorkerFactory, wait_for
 
@@ -122,6 +123,9 @@ def test_metrics_equal_reference(worker: Worker, window: str) -> None:
         check_measure(row, entry["tta"], "tta")
         check_measure(row, entry["ttr"], "ttr")
         check_measure(row, entry["ttd"], "ttd")
+        size_s = WINDOWS[window][0]
+        availability = reference_availability(entry, key[1], size_s)
+        assert row["availability"] == pytest.approx(availability), key
         within = sum(1 for s in entry["tta"] if s <= MTTA_TARGET_S)
         share = within / len(entry["tta"]) if entry["tta"] else None
         assert row["sla"]["tta"] == pytest.approx(share), key
@@ -185,6 +189,17 @@ def test_availability_from_critical_incident(worker: Worker) -> None:
     api = rows[("service:api", minutes(0).timestamp())]
     # b is critical and lasted 70 minutes of the day.
     assert api["availability"] == pytest.approx(1 - 70 * 60 / 86400)
+
+
+def test_critical_incident_spills_into_next_hour(worker: Worker) -> None:
+    rows = settled_rows(worker, "hourly")
+
+    first = rows[("service:api", minutes(0).timestamp())]
+    second = rows[("service:api", minutes(60).timestamp())]
+    # b was open from minute 50 to minute 120.
+    assert first["availability"] == pytest.approx(1 - 10 / 60)
+    assert second["opened"] == 0
+    assert second["availability"] == 0.0
 
 
 def test_postmortem_draft_over_http(worker: Worker) -> None:

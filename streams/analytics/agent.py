@@ -42,8 +42,9 @@ RETENTION = timedelta(days=30)
 
 
 def _opened_at(event: faust.EventT[bytes]) -> float:
-    """Place a sample in the windows of its incident's opened time."""
-    return ResponseSample.model_validate_json(event.value).opened_at.timestamp()
+    """Place a sample in the windows of its `window_at`, or its opened time."""
+    sample = ResponseSample.model_validate_json(event.value)
+    return (sample.window_at or sample.opened_at).timestamp()
 
 
 def register(pipeline: Pipeline) -> None:

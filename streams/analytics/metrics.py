@@ -2,13 +2,15 @@
 
 A window aggregate is a JSON-ready dict of counts, sums and serialised
 DDSketches. Aggregates of two windows or two partitions merge exactly with
-`merge_windows`, because counts and sums add and DDSketch merges bin by bin.
+`merge_windows`, because counts and sums add, critical spans join, and
+DDSketch merges bin by bin.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.analytics import Targets
@@ -48,7 +50,12 @@ COUNTS = (
     "tta_within_target",
     "ttr_within_target",
 )
-SUMS = ("impact_score", "critical_s")
+SUMS = ("impact_score",)
+# Downtime samples place a critical incident's span in every hourly window
+# it covers, which also reaches every daily and weekly window. An incident
+# longer than the 30 days the tables keep places only its newest hours.
+DOWNTIME_STEP_S = 3600
+MAX_DOWNTIME_PLACEMENTS = 31 * 24
 
 FALSE_POSITIVE = "false_positive"
 AFFECTED_USERS_LABEL = "affected_users"
@@ -57,6 +64,8 @@ AFFECTED_USERS_LABEL = "affected_users"
 def empty_window() -> dict[str, Any]:
     window: dict[str, Any] = dict.fromkeys(COUNTS, 0)
     window.update(dict.fromkeys(SUMS, 0.0))
+    # Critical spans as merged, sorted [start, end] pairs of epoch seconds.
+    window["critical_spans"] = []
     for measure in MEASURES:
         window[measure] = {"count": 0, "sum": 0.0, "sketch": None}
     return window
@@ -127,8 +136,6 @@ def sample_for(
         weight = targets.weight(event.severity.value)
         fields["impact"] = weight * duration_s / 3600 * affected_users(event)
         fields["false_positive"] = event.details.get("resolution") == FALSE_POSITIVE
-        if event.severity is Severity.CRITICAL:
-            fields["critical_seconds"] = duration_s
     return ResponseSample(
         incident_id=event.incident_id,
         service=event.service,
@@ -140,6 +147,53 @@ def sample_for(
         sample_id=event.idempotency_key,
         **fields,
     )
+
+
+def downtime_samples(event: IncidentEvent) -> list[ResponseSample]:
+    """Return the downtime samples of a critical incident's resolve.
+
+    One sample goes to the hourly window of the opened time and one to each
+    later hour the incident lasted into, each with the whole span.
+    """
+    if event.kind is not EventKind.RESOLVED or event.severity is not Severity.CRITICAL:
+        return []
+    opened_s = event.opened_at.timestamp()
+    end_s = event.at.timestamp()
+    if end_s <= opened_s:
+        return []
+    first_hour = opened_s // DOWNTIME_STEP_S * DOWNTIME_STEP_S
+    hours = range(int(first_hour), int(end_s), DOWNTIME_STEP_S)
+    placements = [max(opened_s, float(h)) for h in hours][-MAX_DOWNTIME_PLACEMENTS:]
+    return [
+        ResponseSample(
+            incident_id=event.incident_id,
+            service=event.service,
+            severity=event.severity,
+            opened_at=event.opened_at,
+            kind="downtime",
+            at=event.at,
+            span_end=event.at,
+            window_at=datetime.fromtimestamp(placed, UTC),
+            sample_id=f"{event.idempotency_key}:downtime:{int(placed)}",
+        )
+        for placed in placements
+    ]
+
+
+def merge_spans(spans: list[list[float]]) -> list[list[float]]:
+    """Return `spans` sorted, with overlapping and touching spans joined."""
+    merged: list[list[float]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def covered_s(spans: list[list[float]], start: float, end: float) -> float:
+    """Return the seconds of [start, end] that merged `spans` cover."""
+    return sum(max(0.0, min(e, end) - max(s, start)) for s, e in spans)
 
 
 def _add_measure(window: dict[str, Any], measure: str, seconds: float) -> None:
@@ -176,7 +230,9 @@ def add_sample(
         totals["resolved_unacknowledged"] += int(not sample.acknowledged)
         totals["false_positives"] += int(sample.false_positive)
         totals["impact_score"] += sample.impact
-        totals["critical_s"] += sample.critical_seconds
+    elif sample.kind == "downtime" and sample.span_end is not None:
+        span = [sample.opened_at.timestamp(), sample.span_end.timestamp()]
+        totals["critical_spans"] = merge_spans([*totals["critical_spans"], span])
     elif sample.kind == "escalated":
         totals["escalations"] += 1
     elif sample.kind == "notified":
@@ -189,6 +245,7 @@ def merge_windows(first: dict[str, Any], second: dict[str, Any]) -> dict[str, An
     a = {**empty_window(), **first}
     b = {**empty_window(), **second}
     merged: dict[str, Any] = {name: a[name] + b[name] for name in (*COUNTS, *SUMS)}
+    merged["critical_spans"] = merge_spans(a["critical_spans"] + b["critical_spans"])
     for measure in MEASURES:
         merged[measure] = {
             "count": a[measure]["count"] + b[measure]["count"],
@@ -215,11 +272,15 @@ def _share(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
-def summarize(totals: dict[str, Any], size_s: float = 3600) -> dict[str, Any]:
+def summarize(
+    totals: dict[str, Any], size_s: float = 3600, window_start: float | None = None
+) -> dict[str, Any]:
     """Return a window's metrics; means, rates and shares are null when empty.
 
-    Availability is one minus the share of the window that critical
-    incidents lasted, and is null for a window that opened no incident.
+    Availability is one minus the share of the window during which at least
+    one critical incident was open, counted within the window that starts at
+    `window_start` (the whole spans when it is None). It is null for a
+    window without incidents.
     """
     totals = {**empty_window(), **totals}
     opened = int(totals["opened"])
@@ -227,10 +288,13 @@ def summarize(totals: dict[str, Any], size_s: float = 3600) -> dict[str, Any]:
     resolved = int(totals["resolved"])
     measures = {m: summarize_measure(totals[m]) for m in MEASURES}
     availability = None
-    # NOTE: a critical incident's whole duration counts in the window it
-    # opened in, and overlapping critical incidents count twice.
-    if opened:
-        availability = max(0.0, 1.0 - totals["critical_s"] / size_s)
+    spans = totals["critical_spans"]
+    if opened or spans:
+        if window_start is None:
+            down_s = covered_s(spans, float("-inf"), float("inf"))
+        else:
+            down_s = covered_s(spans, window_start, window_start + size_s)
+        availability = max(0.0, 1.0 - down_s / size_s)
     return {
         "opened": opened,
         "acknowledged": acknowledged,
@@ -286,7 +350,7 @@ def window_rows(
             "window": window,
             "window_start": start,
             "window_end": end,
-            **summarize(totals or {}, size_s),
+            **summarize(totals or {}, size_s, start),
         }
         if key_kind in {"service", "severity"}:
             row[key_kind] = name

@@ -6,7 +6,7 @@ from typing import Any
 
 from schemas.analytics import Targets
 from schemas.records import EventKind, IncidentEvent, ResponseSample
-from streams.analytics.metrics import sample_for
+from streams.analytics.metrics import downtime_samples, sample_for
 
 
 def next_samples(
@@ -31,4 +31,6 @@ def next_samples(
             return state, []
         state["resolved"] = True
     sample = sample_for(event, targets)
-    return state, [] if sample is None else [sample]
+    if sample is None:
+        return state, []
+    return state, [sample, *downtime_samples(event)]

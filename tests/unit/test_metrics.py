@@ -8,12 +8,20 @@ import pytest
 from factories import at, make_event
 
 from schemas.analytics import Targets
-from schemas.records import EventKind, IncidentState, ResponseSample, Severity
+from schemas.records import (
+    EventKind,
+    IncidentEvent,
+    IncidentState,
+    ResponseSample,
+    Severity,
+)
 from streams.analytics.metrics import (
     EMPTY_WINDOW,
+    MAX_DOWNTIME_PLACEMENTS,
     add_sample,
     affected_users,
     dimensions,
+    downtime_samples,
     merge_windows,
     sample_for,
     summarize,
@@ -325,22 +333,83 @@ def test_recurrence_rate_from_opened_links() -> None:
     assert summary["recurrence_rate"] == 0.5
 
 
-def test_availability_from_critical_incidents() -> None:
-    critical = make_event(
+def critical_resolve(
+    opened_s: float, resolved_s: float, incident_id: str = "g1-1"
+) -> IncidentEvent:
+    return make_event(
+        incident_id=incident_id,
         kind=EventKind.RESOLVED,
         seq=2,
-        at=at(900),
+        opened_at=at(opened_s),
+        at=at(resolved_s),
         severity=Severity.CRITICAL,
         details={"acknowledged": True},
     )
+
+
+def hour_of(sample: ResponseSample) -> float:
+    placed = (sample.window_at or sample.opened_at).timestamp()
+    return placed // 3600 * 3600
+
+
+def test_availability_from_critical_incidents() -> None:
+    critical = critical_resolve(0, 900)
     resolve = sample_for(critical)
     assert resolve is not None
     first_open = sample_for(make_event(severity=Severity.CRITICAL))
     assert first_open is not None
+    downtime = downtime_samples(critical)
 
-    summary = summarize(window_of(first_open, resolve), size_s=3600)
+    summary = summarize(window_of(first_open, resolve, *downtime), size_s=3600)
 
     assert summary["availability"] == pytest.approx(1 - 900 / 3600)
+
+
+def test_overlapping_critical_incidents_count_once() -> None:
+    first = downtime_samples(critical_resolve(0, 900, "g1-1"))
+    second = downtime_samples(critical_resolve(600, 1200, "g2-1"))
+
+    summary = summarize(window_of(*first, *second), 3600, at(0).timestamp())
+
+    assert summary["availability"] == pytest.approx(1 - 1200 / 3600)
+
+
+def test_long_critical_incident_spans_hours() -> None:
+    # Open from 12:30 to 14:15: half of the first hour, all of the second,
+    # a quarter of the third.
+    samples = downtime_samples(critical_resolve(1800, 8100))
+    hours = [hour_of(sample) for sample in samples]
+    start = at(0).timestamp()
+
+    assert hours == [start, start + 3600, start + 7200]
+    assert len({sample.sample_id for sample in samples}) == 3
+    expected = {start: 0.5, start + 3600: 0.0, start + 7200: 0.75}
+    for sample, hour in zip(samples, hours, strict=True):
+        summary = summarize(window_of(sample), 3600, hour)
+        assert summary["availability"] == pytest.approx(expected[hour]), hour
+
+
+def test_spans_merge_across_partitions() -> None:
+    first = window_of(*downtime_samples(critical_resolve(0, 900, "g1-1")))
+    second = window_of(*downtime_samples(critical_resolve(600, 1200, "g2-1")))
+
+    merged = merge_windows(first, second)
+
+    assert merged["critical_spans"] == [[at(0).timestamp(), at(1200).timestamp()]]
+
+
+def test_downtime_placements_capped() -> None:
+    samples = downtime_samples(critical_resolve(0, 40 * 86400))
+
+    assert len(samples) == MAX_DOWNTIME_PLACEMENTS
+    assert hour_of(samples[-1]) == at(40 * 86400 - 3600).timestamp()
+
+
+def test_only_critical_resolves_have_downtime() -> None:
+    high = make_event(kind=EventKind.RESOLVED, seq=2, at=at(900))
+
+    assert downtime_samples(high) == []
+    assert downtime_samples(make_event(severity=Severity.CRITICAL)) == []
 
 
 def test_high_incidents_leave_availability_whole() -> None:
