@@ -23,6 +23,7 @@ from bench.micro import (
     bench_rule_evaluation,
     count_transitions,
 )
+from bench.patterns import bench_patterns
 from bench.pipeline import run_pipeline_benchmark
 from bench.report import Report, format_table
 from tocsin.broker import KAFKA_VERSION, BrokerError
@@ -101,6 +102,9 @@ def run(args: argparse.Namespace) -> Report:
         report.rows.append(
             bench_parsing(series, batch_size, sizes.parse_samples, sizes.repeats)
         )
+    pattern_rows, pattern_notes = bench_patterns(sizes.repeats)
+    report.rows.extend(pattern_rows)
+    report.notes.extend(pattern_notes)
     report.notes.append(
         f"in-process rates: median of {sizes.repeats} runs after one warm-up run."
     )

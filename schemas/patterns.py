@@ -9,8 +9,9 @@ It has no lookaround and no backreferences.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 import re2
 
@@ -51,3 +52,34 @@ def compile_pattern(pattern: str) -> Pattern:
             "RE2 syntax, which has no lookaround and no backreferences)"
         ) from exc
     return compiled
+
+
+class PatternSet:
+    """Patterns compiled into one RE2 set, so one pass finds all that match.
+
+    Each call into the RE2 binding costs a few microseconds, so one set
+    search of a log line is about ten times faster than searching it with
+    each of the 12 BGL example regexes (see docs/benchmarks.md).
+    """
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = tuple(dict.fromkeys(patterns))
+        self._set: Any = None
+        if not self.patterns:
+            return
+        compiled = re2.Set.SearchSet(_OPTIONS)
+        for pattern in self.patterns:
+            # Each pattern alone first, so an error names the one that failed.
+            compile_pattern(pattern)
+            compiled.Add(pattern)
+        compiled.Compile()
+        self._set = compiled
+
+    def search(self, text: str) -> frozenset[str]:
+        """Return the patterns that match somewhere in `text`."""
+        if self._set is None:
+            return frozenset()
+        found = self._set.Match(text)
+        if not found:
+            return frozenset()
+        return frozenset(self.patterns[index] for index in found)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
+from schemas.patterns import PatternSet
 from schemas.records import DeadLetter, LogBatch, MetricBatch, MetricSample, Tick
 from schemas.rules import AbsenceRule
 from streams import topics
@@ -276,6 +277,7 @@ class LogStage(Detector):
     def __init__(self, pipeline: Pipeline) -> None:
         super().__init__(pipeline, "detect-log-state")
         self.rules = pipeline.config.rules.logs
+        self.patterns = PatternSet(r.regex for r in self.rules if r.regex is not None)
 
     async def on_batch(self, event: faust.EventT[bytes]) -> None:
         batch = await self.pipeline.dead_letters.parse(
@@ -289,8 +291,11 @@ class LogStage(Detector):
         fired = []
         touched: dict[str, dict[str, Any]] = {}
         for index, line in enumerate(batch.lines):
+            regex_hits = self.patterns.search(line.message)
             for rule in self.rules:
-                if not matches(rule.match, batch.labels) or not match_line(rule, line):
+                if not matches(rule.match, batch.labels):
+                    continue
+                if not match_line(rule, line, regex_hits):
                     continue
                 group = engine.key_group(rule, batch.labels, line)
                 key = engine.log_key(rule, batch.source, group)

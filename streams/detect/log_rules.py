@@ -19,16 +19,24 @@ from schemas.rules import (
 from streams.detect.hold import HoldState, Transition, hold
 
 
-def match_line(rule: LogRule, line: LogLine) -> bool:
-    """Return whether a line passes a rule's level, field and regex filters."""
+def match_line(
+    rule: LogRule, line: LogLine, found: frozenset[str] | None = None
+) -> bool:
+    """Return whether a line passes a rule's level, field and regex filters.
+
+    `found` is the set of regexes that match the message, from a
+    PatternSet of every rule's regex. Without it the rule's regex is
+    searched on its own.
+    """
     if rule.levels and line.level.lower() not in {lv.lower() for lv in rule.levels}:
         return False
     if any(line.fields.get(name) != value for name, value in rule.fields.items()):
         return False
-    return (
-        rule.regex is None
-        or compile_pattern(rule.regex).search(line.message) is not None
-    )
+    if rule.regex is None:
+        return True
+    if found is not None:
+        return rule.regex in found
+    return compile_pattern(rule.regex).search(line.message) is not None
 
 
 def _step_pattern(

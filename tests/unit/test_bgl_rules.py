@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from schemas.config import load_config
+from schemas.patterns import PatternSet
 from schemas.records import LogLine
 from schemas.rules import PatternRule
 from streams.detect.rules import match_line
@@ -239,3 +240,13 @@ def test_bgl_rule_matches_new_values(message: str, expected: str) -> None:
 )
 def test_bgl_rules_ignore_normal_message(message: str) -> None:
     assert matching_rules(message) == []
+
+
+def test_pattern_set_agrees_with_each_rule(sample: list[SampleLine]) -> None:
+    patterns = PatternSet(rule.regex for rule in RULES if rule.regex is not None)
+
+    for item in sample:
+        found = patterns.search(item.line.message)
+        for rule in RULES:
+            expected = match_line(rule, item.line)
+            assert match_line(rule, item.line, found) is expected, rule.name

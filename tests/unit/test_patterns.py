@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.patterns import compile_pattern
+from schemas.patterns import PatternSet, compile_pattern
 from schemas.rules import PatternRule
 from schemas.silences import Matcher
 
@@ -59,3 +59,30 @@ def test_matcher_error_names_matcher() -> None:
 def test_log_rule_rejects_lookahead() -> None:
     with pytest.raises(ValueError, match="RE2 syntax"):
         PatternRule(name="panic", regex="panic(?! test)")
+
+
+def test_pattern_set_finds_each_match() -> None:
+    patterns = PatternSet(["^kernel panic", "disk sd[a-z]", "(?i)oom"])
+
+    assert patterns.search("kernel panic: disk sdb OOM") == {
+        "^kernel panic",
+        "disk sd[a-z]",
+        "(?i)oom",
+    }
+    assert patterns.search("boot: kernel panic") == set()
+
+
+def test_pattern_set_drops_duplicates() -> None:
+    patterns = PatternSet(["panic", "panic"])
+
+    assert patterns.patterns == ("panic",)
+    assert patterns.search("panic") == {"panic"}
+
+
+def test_empty_pattern_set_finds_nothing() -> None:
+    assert PatternSet([]).search("anything") == frozenset()
+
+
+def test_pattern_set_names_invalid_pattern() -> None:
+    with pytest.raises(ValueError, match=r"'\(\?=x\)'"):
+        PatternSet(["ok", "(?=x)"])
