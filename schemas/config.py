@@ -31,6 +31,7 @@ from schemas.receivers import EmailReceiver, WebhookReceiver
 from schemas.rules import Rules, Strict
 from schemas.runbooks import Runbook, runbook_problems
 from schemas.silences import InhibitRule, MaintenanceWindow
+from schemas.validation_errors import config_problem
 
 
 class SlackReceiver(Strict):
@@ -183,47 +184,6 @@ class ConfigError(Exception):
         super().__init__(f"invalid configuration file {path}:\n{listing}")
 
 
-def _file_path(loc: tuple[Any, ...]) -> list[str]:
-    """Drop the union tags pydantic puts in a location, leaving the file's path.
-
-    A rule's type tag follows its list index; a receiver's follows its name.
-    """
-    path = []
-    for index, part in enumerate(loc):
-        after_rule = index > 0 and isinstance(loc[index - 1], int)
-        after_receiver = index > 1 and loc[index - 2] == "receivers"
-        in_rules = "rules" in loc[:index]
-        if (after_rule and in_rules) or after_receiver:
-            continue
-        path.append(str(part))
-    return path
-
-
-def _format_error(error: Any) -> str:
-    location = ".".join(_file_path(tuple(error["loc"]))) or "(top level)"
-    message = error["msg"]
-    kind = error["type"]
-    if kind in {"value_error", "assertion_error"}:
-        return f"{location}: {message.removeprefix('Value error, ')}"
-    if kind == "extra_forbidden":
-        # The value is not shown: an unknown field is often a misplaced secret.
-        return (
-            f"{location}: unknown field; remove it, and put secrets in environment "
-            "variables named by token_env, routing_key_env, secret_env or "
-            "password_env"
-        )
-    if kind == "union_tag_invalid":
-        context = error.get("ctx", {})
-        return (
-            f"{location}: invalid type {context.get('tag')!r}; allowed: "
-            f"{context.get('expected_tags')}"
-        )
-    shown = repr(error["input"])
-    if len(shown) > 120:
-        shown = shown[:117] + "..."
-    return f"{location}: {message}; got {shown}"
-
-
 def _duplicate_names(data: dict[str, Any], section: str) -> list[str]:
     """List the names used twice in a list section such as `runbooks`."""
     entries = data.get(section)
@@ -301,7 +261,7 @@ def parse_config(data: object, path: Path) -> Config:
                 message = error["msg"].removeprefix("Value error, ")
                 found.extend(message.splitlines())
             else:
-                found.append(_format_error(error))
+                found.append(config_problem(error, Config))
         raise ConfigError(path, found + problems) from None
     if problems:
         raise ConfigError(path, problems)

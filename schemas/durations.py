@@ -24,7 +24,7 @@ def parse_duration(value: object) -> object:
             raise ValueError(_duration_problem(value))
         return _to_timedelta(value, value)
     if not isinstance(value, str):
-        return value
+        raise ValueError(_duration_problem(value))
     text = value.strip()
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
@@ -32,11 +32,44 @@ def parse_duration(value: object) -> object:
     return _to_timedelta(sum(float(n) * _UNIT_SECONDS[u] for n, u in parts), value)
 
 
+# The units format_duration writes, largest first, in milliseconds. Weeks are
+# left out: 10d reads more easily than 1w3d.
+_FORMAT_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000))
+
+
+def format_duration(value: timedelta | float) -> str:
+    """Format a timedelta or a number of seconds as parse_duration reads it.
+
+    The largest units come first and zero parts are left out: 5400 seconds
+    is `1h30m`, 0.25 is `250ms` and 0 is `0s`. Time is rounded to the
+    millisecond. A negative value gets a leading `-`, which parse_duration
+    rejects.
+    """
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if not math.isfinite(seconds):
+        raise ValueError(f"cannot format duration {seconds!r}: not a finite number")
+    milliseconds = round(abs(seconds) * 1000)
+    parts = []
+    for unit, size in _FORMAT_UNITS:
+        count, milliseconds = divmod(milliseconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if milliseconds:
+        parts.append(f"{milliseconds}ms")
+    if not parts:
+        return "0s"
+    sign = "-" if seconds < 0 else ""
+    return sign + "".join(parts)
+
+
+# The forms parse_duration accepts, as its error messages name them.
+DURATION_FORMS = (
+    "use a number with a unit, such as 30s, 5m, 1h30m, 2d (units ms, s, m, h, d, w)"
+)
+
+
 def _duration_problem(value: object) -> str:
-    return (
-        f"invalid duration {value!r}: use a number with a unit, "
-        "such as 30s, 5m, 1h30m, 2d (units ms, s, m, h, d, w)"
-    )
+    return f"invalid duration {value!r}: {DURATION_FORMS}"
 
 
 # The maximum duration of any setting: ten years. Longer ones are mistakes,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
-from schemas.durations import Duration
+from schemas.durations import Duration, format_duration
 from schemas.patterns import Pattern, compile_pattern
 from schemas.records import Record
 from schemas.rules import Strict
@@ -137,7 +137,7 @@ class Recurrence(Strict):
         if not timedelta(0) < duration <= timedelta(days=7):
             raise ValueError(
                 f"a weekly window lasts more than 0s and at most 7d; got "
-                f"{duration.total_seconds():g}s"
+                f"{format_duration(duration)}"
             )
         return duration
 

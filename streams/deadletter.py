@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from schemas.records import DeadLetter
+from schemas.validation_errors import describe_value
 from streams import topics
 from streams.keys import decode_key
 
@@ -24,11 +25,17 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """Summarise a pydantic error as `field: message (got value)` clauses."""
+    """Summarise a pydantic error as `field: message (got value)` clauses.
+
+    A missing field gets no value: its input is the whole enclosing record.
+    """
     parts = []
     for error in exc.errors(include_url=False)[:10]:
         location = ".".join(str(p) for p in error["loc"]) or "(record)"
-        value = repr(error.get("input"))[:120]
+        if error["type"] == "missing":
+            parts.append(f"{location}: {error['msg']}")
+            continue
+        value = describe_value(error.get("input"), width=120)
         parts.append(f"{location}: {error['msg']} (got {value})")
     return f"invalid {exc.title}: " + "; ".join(parts)
 

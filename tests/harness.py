@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,8 +19,10 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from schemas.records import MetricBatch
 from streams import topics
 from tocsin import client
+from tocsin.replay import publish
 
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 90.0
@@ -194,6 +197,19 @@ class WorkerFactory:
     def stop_all(self) -> None:
         for worker in self.started:
             worker.stop()
+
+
+def publish_metrics(worker: Worker, batch: MetricBatch) -> None:
+    """Publish one batch to the worker's metrics topic, keyed by its series."""
+    asyncio.run(
+        publish(
+            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+            worker.prefix + topics.METRICS.name,
+            batch.series,
+            iter([batch]),
+            progress=False,
+        )
+    )
 
 
 def print_json(value: Any) -> None:

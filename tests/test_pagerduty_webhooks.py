@@ -9,24 +9,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import hashlib
-import hmac
 import json
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from fakes.pagerduty import FakePagerDuty
 from fakes.slack import FakeSlack
 from harness import Worker, WorkerFactory, wait_for
-
-from schemas.records import MetricBatch, MetricSample
-from streams import topics
-from tocsin.replay import publish
+from vendor_requests import (
+    cpu_rule_config,
+    incident,
+    pagerduty_signature,
+    read_dead_letters,
+)
+from vendor_requests import open_incident as open_cpu_incident
+from vendor_requests import post as post_to_worker
 
 SAMPLE = (
     Path(__file__).resolve().parents[1].parent
@@ -46,45 +45,14 @@ TIMEOUT_S = 20
 
 @pytest.fixture
 def worker(workers: WorkerFactory) -> Worker:
-    config = workers.write_config(
-        {
-            "rules": {
-                "metrics": [
-                    {
-                        "name": "cpu_high",
-                        "match": {"metric": "cpu_utilization"},
-                        "threshold": 90,
-                        "severity": "high",
-                    }
-                ]
-            }
-        }
-    )
+    config = workers.write_config(cpu_rule_config())
     secrets = f"{OLD_SECRET},{SECRET}"
     return workers.start(config, {"TOCSIN_PAGERDUTY_WEBHOOK_SECRETS": secrets})
 
 
 def open_incident(worker: Worker) -> str:
     """Publish one breaching CPU sample and return the incident it opens."""
-    batch = MetricBatch(
-        series="api/cpu",
-        labels={"service": "api", "metric": "cpu_utilization"},
-        samples=[MetricSample(at=OPENED_AT, value=97.0)],
-    )
-    asyncio.run(
-        publish(
-            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-            worker.prefix + topics.METRICS.name,
-            batch.series,
-            iter([batch]),
-            progress=False,
-        )
-    )
-    incident = wait_for(
-        lambda: (found := worker.incidents()) and found[0], TIMEOUT_S, "opened"
-    )
-    incident_id: str = incident["incident_id"]
-    return incident_id
+    return open_cpu_incident(worker, OPENED_AT, TIMEOUT_S)
 
 
 def webhook(event_type: str, incident_key: str, event_id: str, step: int) -> bytes:
@@ -103,7 +71,7 @@ def webhook(event_type: str, incident_key: str, event_id: str, step: int) -> byt
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
-    return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return pagerduty_signature(body, secret)
 
 
 def post(
@@ -113,21 +81,8 @@ def post(
     headers = {"Content-Type": "application/json", "X-Webhook-Id": webhook_id}
     if signature is not None:
         headers["X-PagerDuty-Signature"] = signature
-    request = urllib.request.Request(
-        worker.url + "/pagerduty/webhooks", data=body, headers=headers, method="POST"
-    )
-    # An empty ProxyHandler keeps the request on 127.0.0.1 even if proxies are set.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def incident(worker: Worker, incident_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = worker.get(f"/incidents/{incident_id}")
-    return found
+    status, reply = post_to_worker(worker, "/pagerduty/webhooks", body, headers)
+    return status, json.loads(reply)
 
 
 def wait_state(worker: Worker, incident_id: str, state: str, resolves: int = 1) -> Any:
@@ -146,23 +101,6 @@ def wait_state(worker: Worker, incident_id: str, state: str, resolves: int = 1) 
 def lifecycle(found: dict[str, Any]) -> list[str]:
     kinds = ("opened", "acknowledged", "resolved", "reopened")
     return [e["kind"] for e in found["timeline"] if e["kind"] in kinds]
-
-
-async def read_dead_letters(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    found: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(TIMEOUT_S):
-            while not found:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    found.extend(json.loads(r.value) for r in records)
-    finally:
-        await consumer.stop()
-    return found
 
 
 def test_acknowledge_applied_once(worker: Worker) -> None:
@@ -247,10 +185,7 @@ def test_bad_signature_changes_nothing(worker: Worker) -> None:
     assert lifecycle(resolved) == ["opened", "acknowledged", "resolved"]
 
     letters = asyncio.run(
-        read_dead_letters(
-            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-            worker.prefix + topics.DEAD_LETTER.name,
-        )
+        read_dead_letters(worker, "POST /pagerduty/webhooks", TIMEOUT_S)
     )
     assert len(letters) == 1
     assert letters[0]["stage"] == "pagerduty-webhooks"
@@ -265,18 +200,8 @@ def test_webhook_ack_updates_slack_and_cancels_escalation(
 ) -> None:
     slack, pagerduty, vendor_env = vendors
     config = workers.write_config(
-        {
-            "rules": {
-                "metrics": [
-                    {
-                        "name": "cpu_high",
-                        "match": {"metric": "cpu_utilization"},
-                        "threshold": 90,
-                        "severity": "high",
-                    }
-                ]
-            },
-            "policies": {
+        cpu_rule_config(
+            policies={
                 "default": {
                     "levels": [
                         {"delay": "0s", "targets": ["slack", "pagerduty"]},
@@ -284,12 +209,12 @@ def test_webhook_ack_updates_slack_and_cancels_escalation(
                     ]
                 }
             },
-            "receivers": {
+            receivers={
                 "slack": {"type": "slack", "channel": "#oncall"},
                 "pagerduty": {"type": "pagerduty"},
                 "secondary": {"type": "console"},
             },
-        }
+        )
     )
     # One partition: the later alert moves the incident's partition clock.
     env = {

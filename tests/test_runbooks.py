@@ -18,13 +18,12 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fakes.server import FakeServer
 from fakes.slack import FakeSlack
-from harness import Worker, WorkerFactory, group_caught_up, wait_for
+from harness import Worker, WorkerFactory, group_caught_up, publish_metrics, wait_for
 from test_slack_buttons import post_press, press_body, signed_headers
 
 from schemas.records import MetricBatch, MetricSample
 from streams import topics
 from tocsin import client
-from tocsin.replay import publish
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 PYTHON = sys.executable
@@ -57,15 +56,7 @@ def send_metric(
         labels={"metric": "cpu_utilization", "service": "api", **labels},
         samples=[MetricSample(at=at, value=value)],
     )
-    asyncio.run(
-        publish(
-            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-            worker.prefix + topics.METRICS.name,
-            batch.series,
-            iter([batch]),
-            progress=False,
-        )
-    )
+    publish_metrics(worker, batch)
 
 
 def base_config(runbook: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -4,65 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from harness import Worker, WorkerFactory, wait_for
-
-from schemas.records import MetricBatch, MetricSample
-from streams import topics
-from tocsin.replay import publish
+from vendor_requests import (
+    cpu_rule_config,
+    incident,
+    open_incident,
+    post,
+    read_dead_letters,
+    slack_signature_headers,
+)
 
 SIGNING_SECRET = "integration-test-signing-secret"
 LEGACY_TOKEN = "legacy-verification-token-xyz"
 OPENED_AT = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
-# An opener without proxies, so requests to the worker stay on 127.0.0.1
-# even where HTTP_PROXY is set.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-
-def open_incident(workers: WorkerFactory) -> tuple[Worker, str]:
+def open_notified_incident(workers: WorkerFactory) -> tuple[Worker, str]:
     """Start a worker that verifies Slack requests and open one incident on it."""
-    config = workers.write_config(
-        {
-            "rules": {
-                "metrics": [
-                    {
-                        "name": "cpu_high",
-                        "match": {"metric": "cpu_utilization"},
-                        "threshold": 90,
-                        "severity": "high",
-                    }
-                ]
-            }
-        }
-    )
+    config = workers.write_config(cpu_rule_config())
     worker = workers.start(config, {"TOCSIN_SLACK_SIGNING_SECRET": SIGNING_SECRET})
-    batch = MetricBatch(
-        series="api/cpu",
-        labels={"service": "api", "metric": "cpu_utilization"},
-        samples=[MetricSample(at=OPENED_AT, value=97.0)],
-    )
-    asyncio.run(
-        publish(
-            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-            worker.prefix + topics.METRICS.name,
-            batch.series,
-            iter([batch]),
-            progress=False,
-        )
-    )
-    opened = wait_for(lambda: (f := worker.incidents()) and f[0], 30, "opened")
-    incident_id = str(opened["incident_id"])
+    incident_id = open_incident(worker, OPENED_AT, 30)
 
     # The console receiver records its notification of the opening on the
     # timeline. After that the timeline does not change until a command arrives.
@@ -108,65 +75,25 @@ def press_body(
 def signed_headers(
     body: bytes, secret: str = SIGNING_SECRET, age_s: float = 0.0
 ) -> dict[str, str]:
-    timestamp = str(int(time.time() - age_s))
-    base = b"v0:" + timestamp.encode() + b":" + body
-    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
+    return slack_signature_headers(body, secret, int(time.time() - age_s))
 
 
 def post_press(
     worker: Worker, body: bytes, headers: dict[str, str]
 ) -> tuple[int, bytes]:
     """POST a body to /slack/actions and return the status and response body."""
-    request = urllib.request.Request(
-        worker.url + "/slack/actions",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
-    )
-    try:
-        with OPENER.open(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def incident(worker: Worker, incident_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = worker.get(f"/incidents/{incident_id}")
-    return found
+    form = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+    return post(worker, "/slack/actions", body, form)
 
 
 def events_of(found: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [event for event in found["timeline"] if event["kind"] == kind]
 
 
-async def read_dead_letters(worker: Worker, source: str) -> list[dict[str, Any]]:
-    """Read the dead-letter topic until a record from `source` arrives (15 s max)."""
-    consumer = AIOKafkaConsumer(
-        worker.prefix + topics.DEAD_LETTER.name,
-        bootstrap_servers=worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        found: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 15.0
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for messages in batches.values():
-                found.extend(json.loads(message.value) for message in messages)
-            if any(record["topic"] == source for record in found):
-                break
-        return [record for record in found if record["topic"] == source]
-    finally:
-        await consumer.stop()
-
-
 def test_signed_press_acknowledges_forged_ones_rejected(
     workers: WorkerFactory,
 ) -> None:
-    worker, incident_id = open_incident(workers)
+    worker, incident_id = open_notified_incident(workers)
     before = incident(worker, incident_id)["timeline"]
 
     forged = press_body("tocsin_resolve", incident_id, "mallory")
@@ -226,7 +153,7 @@ def test_signed_press_acknowledges_forged_ones_rejected(
 def test_resolve_press_resolves_invalid_one_dead_lettered(
     workers: WorkerFactory,
 ) -> None:
-    worker, incident_id = open_incident(workers)
+    worker, incident_id = open_notified_incident(workers)
 
     invalid = press_body("tocsin_resolve", "not-an-id", "bob")
     status, reply = post_press(worker, invalid, signed_headers(invalid))
@@ -266,42 +193,17 @@ def test_rejected_presses_leave_slack_message(
 ) -> None:
     slack, _, env = vendors
     config = workers.write_config(
-        {
-            "rules": {
-                "metrics": [
-                    {
-                        "name": "cpu_high",
-                        "match": {"metric": "cpu_utilization"},
-                        "threshold": 90,
-                        "severity": "high",
-                    }
-                ]
-            },
-            "policies": {
+        cpu_rule_config(
+            policies={
                 "default": {"levels": [{"delay": "0s", "targets": ["slack-oncall"]}]}
             },
-            "receivers": {"slack-oncall": {"type": "slack", "channel": "#oncall"}},
-        }
+            receivers={"slack-oncall": {"type": "slack", "channel": "#oncall"}},
+        )
     )
     worker = workers.start(
         config, {**env, "TOCSIN_SLACK_SIGNING_SECRET": SIGNING_SECRET}
     )
-    batch = MetricBatch(
-        series="api/cpu",
-        labels={"service": "api", "metric": "cpu_utilization"},
-        samples=[MetricSample(at=OPENED_AT, value=97.0)],
-    )
-    asyncio.run(
-        publish(
-            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-            worker.prefix + topics.METRICS.name,
-            batch.series,
-            iter([batch]),
-            progress=False,
-        )
-    )
-    opened = wait_for(lambda: (f := worker.incidents()) and f[0], 30, "opened")
-    incident_id = str(opened["incident_id"])
+    incident_id = open_incident(worker, OPENED_AT, 30)
     wait_for(lambda: slack.messages, 30, "incident posted to Slack")
     posted = slack.messages[0]
 

@@ -13,12 +13,11 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 from fakes.server import FakeServer
-from harness import Worker, WorkerFactory, wait_for
+from harness import Worker, WorkerFactory, publish_metrics, wait_for
 
 from schemas.records import MetricBatch, MetricSample
-from streams import topics
 from tocsin.cli import main
-from tocsin.replay import publish, replay_logs
+from tocsin.replay import replay_logs
 
 BGL = Path("loghub") / "BGL" / "BGL_2k.log_structured.csv"
 TLB_PATTERN = "data TLB error interrupt"
@@ -45,15 +44,7 @@ def send_metric(worker: Worker, service: str, value: float, at: datetime) -> Non
         labels={"service": service, "metric": "cpu_utilization"},
         samples=[MetricSample(at=at, value=value)],
     )
-    asyncio.run(
-        publish(
-            worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
-            worker.prefix + topics.METRICS.name,
-            batch.series,
-            iter([batch]),
-            progress=False,
-        )
-    )
+    publish_metrics(worker, batch)
 
 
 def cpu_rule(**extra: Any) -> dict[str, Any]:

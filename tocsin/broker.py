@@ -10,10 +10,10 @@ a broker, and returns a :class:`BrokerHandle` with the bootstrap address. The
 functions block for seconds, so async code should call them through
 ``asyncio.to_thread``.
 
-Command line::
+Command line, as `tocsin broker` or `python -m tocsin.broker`::
 
-    python -m tocsin.broker start --kind kafka|tansu [--port N] [--foreground]
-    python -m tocsin.broker stop | fetch | status
+    tocsin broker start --kind kafka|tansu [--port N] [--foreground]
+    tocsin broker stop | fetch | status
 """
 
 from __future__ import annotations
@@ -863,9 +863,9 @@ def _command_status(args: argparse.Namespace) -> int:
     return 0 if ready else 1
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tocsin.broker",
+        prog=prog,
         description="Start and stop a local Kafka-compatible broker on 127.0.0.1.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -906,10 +906,15 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def broker_main(argv: list[str] | None = None) -> int:
-    """Run the broker command line and return its exit code."""
+def broker_main(
+    argv: list[str] | None = None, prog: str = "python -m tocsin.broker"
+) -> int:
+    """Run the broker command line and return its exit code.
+
+    `prog` is the command that help and usage errors name.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    args = _build_parser().parse_args(argv)
+    args = _build_parser(prog).parse_args(argv)
     try:
         exit_code: int = args.handler(args)
     except BrokerError as error:

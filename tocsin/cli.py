@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
 from schemas.config import ConfigError, load_config
+from schemas.durations import format_duration
 from tocsin import client
 from tocsin.runbook_cli import runbook
 from tocsin.settings import DEFAULT_CONFIG
@@ -55,10 +56,13 @@ def main(log_level: str) -> None:
 @main.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def broker(args: tuple[str, ...]) -> None:
-    """Start, stop or fetch a local broker (start --kind kafka|tansu, stop, fetch)."""
+    """Run a local Kafka or Tansu broker: start, stop, status or fetch.
+
+    `tocsin broker --help` and `tocsin broker start --help` list the options.
+    """
     from tocsin.broker import broker_main
 
-    sys.exit(broker_main(list(args)))
+    sys.exit(broker_main(list(args), prog="tocsin broker"))
 
 
 @main.command()
@@ -422,12 +426,12 @@ def maintenance_list(url: str) -> None:
             f"{m['name']}{m['op']}{m['value']}" for m in item["matchers"]
         )
         every = item.get("every")
-        when = (
-            f"{','.join(every['days'])} {every['start']} for {every['duration']}s "
-            f"{every['timezone']}"
-            if every
-            else f"{item['starts_at']} to {item['ends_at']}"
-        )
+        if every:
+            days = ",".join(every["days"])
+            duration = format_duration(every["duration"])
+            when = f"{days} {every['start']} for {duration} {every['timezone']}"
+        else:
+            when = f"{item['starts_at']} to {item['ends_at']}"
         state = "active" if item["active"] else "inactive"
         click.echo(f"{item['name']}  {state:<8} {when}  {matchers}  ({item['source']})")
 

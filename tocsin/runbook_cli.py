@@ -11,6 +11,7 @@ import click
 from pydantic import ValidationError
 
 from schemas.config import ConfigError, load_config
+from schemas.durations import format_duration
 from streams.deadletter import describe_validation_error
 from streams.runbooks.preview import incident_event_from, preview
 from tocsin.settings import DEFAULT_CONFIG
@@ -111,7 +112,7 @@ def _print_steps(title: str, steps: list[dict[str, Any]]) -> None:
     for number, step in enumerate(steps, start=1):
         click.echo(
             f"  {number}. {step['step']} ({step['action']}, timeout "
-            f"{step['timeout_s']:g}s, retries {step['retries']})"
+            f"{format_duration(step['timeout_s'])}, retries {step['retries']})"
         )
         if "input" in step:
             click.echo(f"     {json.dumps(step['input'])}")

@@ -103,7 +103,7 @@ def test_field_error_names_path_and_value() -> None:
 
     assert len(problems) == 1
     assert problems[0].startswith("rules.metrics.0.threshold:")
-    assert "got 'high'" in problems[0]
+    assert problems[0].endswith("invalid value 'high'; expected a number")
 
 
 def test_every_field_error_listed() -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
-import hmac
 import json
 import logging
 from datetime import UTC, datetime
@@ -14,6 +12,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from vendor_requests import pagerduty_signature
 
 from schemas.records import Command, CommandKind
 from streams.web.pagerduty_webhooks import (
@@ -70,8 +69,7 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return f"v1={digest}"
+    return pagerduty_signature(body, secret)
 
 
 def secrets(*values: str) -> SigningSecrets:

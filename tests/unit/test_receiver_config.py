@@ -57,7 +57,10 @@ def test_email_defaults_to_starttls_on_587() -> None:
 @pytest.mark.parametrize(
     ("receiver", "expected"),
     [
-        ({**WEBHOOK, "url": "ftp://x"}, "receivers.ops.url: String should match"),
+        (
+            {**WEBHOOK, "url": "ftp://x"},
+            "receivers.ops.url: invalid value 'ftp://x'; expected text matching",
+        ),
         ({**WEBHOOK, "secret_env": "1BAD"}, "receivers.ops.secret_env"),
         ({**WEBHOOK, "headers": {"X Bad": "v"}}, "invalid header name 'X Bad'"),
         ({**WEBHOOK, "headers": {"X-A": "a\nb"}}, "header 'X-A' contains a line"),

@@ -80,6 +80,14 @@ def test_match_shows_rendered_steps(tmp_path: Path) -> None:
     assert "would run: yes" in result.output
 
 
+def test_step_timeout_shown_with_unit(tmp_path: Path) -> None:
+    result = run_test(tmp_path, INCIDENT)
+
+    assert result.exit_code == 0, result.output
+    assert "1. touch (shell, timeout 1m, retries 0)" in result.output
+    assert "timeout 60s" not in result.output
+
+
 def test_nothing_executed(tmp_path: Path) -> None:
     run_test(tmp_path, INCIDENT)
 

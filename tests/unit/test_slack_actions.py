@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import urllib.parse
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 from factories import INCIDENT_ID, T0
 from pydantic import SecretStr
+from vendor_requests import slack_signature_headers
 
 from schemas.records import Command, CommandKind
 from streams.web.slack_actions import (
@@ -38,12 +37,7 @@ def wall() -> float:
 
 
 def sign(body: bytes, timestamp: int = NOW_S, secret: str = SECRET) -> dict[str, str]:
-    base = f"v0:{timestamp}:".encode() + body
-    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {
-        "X-Slack-Request-Timestamp": str(timestamp),
-        "X-Slack-Signature": f"v0={digest}",
-    }
+    return slack_signature_headers(body, secret, timestamp)
 
 
 def make_payload(*actions: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -1,0 +1,147 @@
+"""`tocsin` command output: listings, broker help and configuration checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from schemas.silences import MaintenanceWindow
+from tocsin import client
+from tocsin.cli import main
+
+
+def window_rows() -> list[dict[str, Any]]:
+    weekly = MaintenanceWindow.model_validate(
+        {
+            "name": "nightly",
+            "matchers": ["team=ml"],
+            "every": {"days": ["mon"], "start": "02:00", "duration": "1h30m"},
+        }
+    )
+    one_off = MaintenanceWindow.model_validate(
+        {
+            "name": "db-upgrade",
+            "matchers": ["service=db"],
+            "starts_at": datetime(2024, 7, 1, tzinfo=UTC),
+            "ends_at": datetime(2024, 7, 3, tzinfo=UTC),
+        }
+    )
+    return [
+        {**weekly.model_dump(mode="json"), "source": "config", "active": False},
+        {**one_off.model_dump(mode="json"), "source": "http", "active": True},
+    ]
+
+
+def test_maintenance_list_formats_duration(monkeypatch: pytest.MonkeyPatch) -> None:
+    def request(url: str, path: str, body: object = None) -> dict[str, Any]:
+        assert path == "/maintenance-windows"
+        return {"maintenance_windows": window_rows()}
+
+    monkeypatch.setattr(client, "request", request)
+
+    result = CliRunner().invoke(main, ["maintenance", "list"])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == (
+        "nightly  inactive mon 02:00:00 for 1h30m UTC  team=ml  (config)"
+    )
+    assert lines[1].startswith("db-upgrade  active   2024-07-01T00:00:00Z to ")
+    assert "5400" not in result.output
+
+
+def test_broker_help_names_tocsin_broker() -> None:
+    result = CliRunner().invoke(main, ["broker", "--help"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("usage: tocsin broker ")
+    assert "python -m" not in result.output
+
+
+def test_broker_usage_error_names_tocsin_broker() -> None:
+    result = CliRunner().invoke(main, ["broker", "restart"])
+
+    assert result.exit_code == 2
+    assert "tocsin broker: error: argument command: invalid choice" in result.output
+
+
+def check(tmp_path: Path, data: object) -> Any:
+    path = tmp_path / "tocsin.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return CliRunner().invoke(main, ["config", "check", str(path)])
+
+
+BROKEN = {
+    "rules": {
+        "metrics": [
+            {"name": "cpu", "threshold": 90, "for": "10 minutes", "thresold": 5}
+        ]
+    },
+    "receivers": {
+        "pager": {"type": "console"},
+        "ops": {"type": "slack", "channel": 5},
+        "mail": {"type": "email", "to": "oncall@example.com"},
+    },
+    "policies": {"default": {"levels": [{"delay": "soon", "targets": "pager"}]}},
+    "schedules": {"primary": {"layers": [{"users": [], "handoff": "25:00"}]}},
+    "runbooks": [
+        {
+            "name": "restart",
+            "owner": "web",
+            "trigger": {"labels": {"team": "web"}},
+            "steps": [
+                {
+                    "name": "call",
+                    "action": {"type": "http", "url": "ftp://x", "method": "FETCH"},
+                }
+            ],
+        }
+    ],
+}
+
+
+def test_config_check_lists_each_problem(tmp_path: Path) -> None:
+    result = check(tmp_path, BROKEN)
+
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == f"Error: invalid configuration file {tmp_path / 'tocsin.yaml'}:"
+    problems = [line.removeprefix("  - ") for line in lines[1:]]
+    expected = [
+        "rules.metrics.0.for: invalid duration '10 minutes': use a number",
+        "rules.metrics.0.thresold: unknown field; allowed: name, match,",
+        "receivers.ops.channel: invalid value 5; expected text",
+        "receivers.mail.host: missing required field",
+        "receivers.mail.to: invalid value 'oncall@example.com'; expected a list",
+        "policies.default.levels.0.delay: invalid duration 'soon'",
+        "policies.default.levels.0.targets: invalid value 'pager'; expected a list",
+        "schedules.primary.layers.0.handoff: invalid value '25:00'; expected a time",
+        "runbooks.0.steps.0.action.method: invalid value 'FETCH'; allowed: 'GET',",
+        "runbooks.0.steps.0.action.url: invalid value 'ftp://x'; expected text",
+    ]
+    for start in expected:
+        assert any(problem.startswith(start) for problem in problems), start
+
+
+def test_config_check_has_no_pydantic_noise(tmp_path: Path) -> None:
+    result = check(tmp_path, BROKEN)
+
+    assert "Input should" not in result.output
+    assert "Field required" not in result.output
+    assert "input_value" not in result.output
+    assert ".http." not in result.output
+    assert "{'type':" not in result.output
+
+
+def test_config_check_valid_file_counts(tmp_path: Path) -> None:
+    result = check(tmp_path, {"receivers": {"pager": {"type": "console"}}})
+
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(
+        "valid: 0 rules, 0 policies, 1 receiver, 0 schedules, 0 runbooks\n"
+    )
