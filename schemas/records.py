@@ -78,7 +78,7 @@ class LogBatch(Record):
 
 
 class Tick(Record):
-    """The time on one partition, sent by live workers so idle keys still age."""
+    """The time on one partition, sent so idle keys age and expired keys go."""
 
     at: AwareDatetime
 

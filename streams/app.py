@@ -88,6 +88,7 @@ class Pipeline:
 
 def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     """Create the app and register every stage in flow order."""
+    from streams import prune
     from streams.analytics import agent as analytics
     from streams.correlate import agent as correlate
     from streams.detect import agent as detect
@@ -116,6 +117,7 @@ def build_pipeline(settings: Settings, config: Config) -> Pipeline:
     runbooks.register(pipeline)
     mute_timeline.register(pipeline)
     analytics.register(pipeline)
+    prune.register(pipeline)
     web.register(pipeline)
     analytics_views.register(pipeline)
     intake.register(pipeline)

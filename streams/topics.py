@@ -27,6 +27,7 @@ class TopicSpec:
 METRICS = TopicSpec("telemetry.metrics", "series", records.MetricBatch)
 LOGS = TopicSpec("telemetry.logs", "source", records.LogBatch)
 DETECT_TICKS = TopicSpec("detect-ticks", "none; one record per partition", records.Tick)
+PRUNE_TICKS = TopicSpec("prune-ticks", "none; one record per partition", records.Tick)
 ALERTS = TopicSpec("alerts", "group key", records.Alert)
 SILENCE_COMMANDS = TopicSpec("silence-commands", "silence id", SilenceCommand)
 COMMANDS = TopicSpec("commands", "group key", records.Command)
@@ -45,6 +46,7 @@ ALL = (
     METRICS,
     LOGS,
     DETECT_TICKS,
+    PRUNE_TICKS,
     ALERTS,
     SILENCE_COMMANDS,
     COMMANDS,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fakes.server import FakeServer
 from fakes.slack import FakeSlack
 from harness import Worker, WorkerFactory, group_caught_up, publish_metrics, wait_for
@@ -717,3 +717,97 @@ def test_failed_verification_escalates(workers: WorkerFactory) -> None:
     run = run_for(worker, labels)
     assert run is not None
     assert run["status"] == "failed"
+
+
+async def table_contents(worker: Worker, table: str) -> dict[str, Any]:
+    """Read a table's changelog to its end. A deleted key maps to None."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=worker.env["TOCSIN_BOOTSTRAP_SERVERS"],
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    contents: dict[str, Any] = {}
+    try:
+        name = f"{worker.app_id}-{table}-changelog"
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in partitions]
+            if all(
+                at >= ends[tp] for at, tp in zip(positions, partitions, strict=True)
+            ):
+                break
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                for message in messages:
+                    key = json.loads(message.key or b"null")
+                    value = None if message.value is None else json.loads(message.value)
+                    contents[key] = value
+    finally:
+        await consumer.stop()
+    return contents
+
+
+def test_prune_drops_old_run_and_sample_ids(workers: WorkerFactory) -> None:
+    runbook = {
+        "dry_run": True,
+        "steps": [
+            {
+                "name": "tell",
+                "action": {"type": "notify", "receivers": ["pager"], "message": "hi"},
+            }
+        ],
+    }
+    # One partition: each partition keeps its newest run per runbook and
+    # target, so the old run goes only if the new one shares its partition.
+    env = {
+        "TOCSIN_RUNBOOK_RUN_RETENTION_S": str(timedelta(days=1).total_seconds()),
+        "TOCSIN_PRUNE_INTERVAL_S": "0.2",
+        "TOCSIN_TOPIC_PARTITIONS": "1",
+    }
+    worker = workers.start(workers.write_config(base_config(runbook)), env)
+    old = {"runbook": "restart", "job": "old"}
+    send_metric(worker, "old/cpu", old, 99.0, T0)
+    old_run = wait_for(lambda: run_for(worker, old), WAIT_S, "old run listed")
+    wait_for(
+        lambda: run_for(worker, old)["status"] == "rendered",  # type: ignore[index]
+        WAIT_S,
+        "old run rendered",
+    )
+    # 60 days on, past the 1-day retention, the 1-hour limits of the runbook
+    # and the 45 days after which analytics deletes a sample id.
+    new = {"runbook": "restart", "job": "new"}
+    send_metric(worker, "new/cpu", new, 99.0, T0 + timedelta(days=60))
+    new_run = wait_for(lambda: run_for(worker, new), WAIT_S, "new run listed")
+
+    def run_ids() -> set[str]:
+        return {run["run_id"] for run in runs(worker)}
+
+    wait_for(lambda: old_run["run_id"] not in run_ids(), WAIT_S, "old run pruned")
+    assert new_run["run_id"] in run_ids()
+
+    def applied_ids(incident_id: str) -> dict[str, Any]:
+        contents = asyncio.run(table_contents(worker, "analytics-applied"))
+        return {k: v for k, v in contents.items() if f"|{incident_id}:" in k}
+
+    def all_deleted(ids: dict[str, Any]) -> bool:
+        return bool(ids) and all(value is None for value in ids.values())
+
+    wait_for(
+        lambda: all_deleted(applied_ids(old_run["incident_id"])),
+        WAIT_S,
+        "old sample ids applied, then deleted",
+    )
+    new_ids = wait_for(
+        lambda: applied_ids(new_run["incident_id"]), WAIT_S, "new sample ids applied"
+    )
+    assert all(isinstance(value, float) for value in new_ids.values()), new_ids
+    states = asyncio.run(table_contents(worker, "runbook-run-state"))
+    assert states[old_run["run_id"]] is None
+    assert states[new_run["run_id"]] is not None

@@ -58,6 +58,24 @@ class Settings(BaseSettings):
         "for multi-record batches and loses table updates on recovery.",
     )
     tick_interval_s: float = Field(default=1.0, gt=0, description="Timer period.")
+    runbook_run_retention_s: float = Field(
+        default=30 * 86400.0,
+        gt=0,
+        description="Seconds a finished runbook run stays in the run table. A run "
+        "also stays as long as a runbook's rate limit or circuit breaker reads it. "
+        "A trigger redelivered after its run is removed starts the run again.",
+    )
+    prune_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between prune ticks, which remove expired table keys.",
+    )
+    prune_max_keys: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Maximum keys one prune tick removes per table and partition.",
+    )
     slack_base_url: str = "https://slack.com/api/"
     slack_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = Field(

@@ -14,7 +14,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from schemas.records import IncidentEvent, ResponseSample
-from streams import topics
+from streams import prune, topics
+from streams.analytics.applied import (
+    applied_horizon_s,
+    applied_key,
+    dimension_of,
+    prune_applied,
+)
 from streams.analytics.breaches import (
     CHECKED_WINDOW,
     breach_alert,
@@ -29,6 +35,7 @@ from streams.analytics.metrics import (
     summarize,
 )
 from streams.analytics.progress import next_samples
+from streams.keys import partition_of
 
 if TYPE_CHECKING:
     import faust
@@ -37,8 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# faust drops a window once opened times on its partition pass its end by this.
+# faust drops a window once wall time passes its end by this plus its size.
 RETENTION = timedelta(days=30)
+APPLIED_HORIZON_S = applied_horizon_s(RETENTION.total_seconds(), WINDOWS.values())
 
 
 def _opened_at(event: faust.EventT[bytes]) -> float:
@@ -51,9 +59,10 @@ def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     targets = pipeline.config.targets
     progress = pipeline.table("analytics-progress", default=None)
-    # NOTE: applied sample ids never expire, so this keeps a key per sample.
+    # Applied sample ids, with the opened time that expires them.
     applied = pipeline.table("analytics-applied", default=None)
     breaches = pipeline.table("analytics-breaches", default=None)
+    ticks_name = prune.ticks_name(pipeline)
     windows: dict[str, Any] = {}
     for name, spec in WINDOWS.items():
         base: Any = pipeline.table(f"response-{name}", default=dict)
@@ -121,8 +130,35 @@ def register(pipeline: Pipeline) -> None:
                 **{m: s.value for m, s in changes.items()},
             }
 
+    def forget_applied(partition: int, now_s: float) -> None:
+        """Delete expired applied ids stored on `partition` and date undated ones."""
+        count = pipeline.settings.topic_partitions
+        entries = [
+            (key, value)
+            for key, value in applied.items()
+            if partition_of(dimension_of(key), count) == partition
+        ]
+        limit = pipeline.settings.prune_max_keys
+        pruning = prune_applied(entries, now_s, APPLIED_HORIZON_S, limit)
+        for key in pruning.expired:
+            applied.pop(key, None)
+        for key in pruning.undated:
+            applied[key] = now_s
+        if pruning.expired or pruning.undated:
+            log.info(
+                "applied sample ids pruned partition=%d count=%d dated=%d",
+                partition,
+                len(pruning.expired),
+                len(pruning.undated),
+            )
+
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
+            if event.message.topic == ticks_name:
+                now_s = await prune.tick_time(pipeline, "analytics", event)
+                if now_s is not None:
+                    forget_applied(event.message.partition, now_s)
+                continue
             sample = await pipeline.dead_letters.parse(
                 "analytics", event, ResponseSample.model_validate_json
             )
@@ -134,16 +170,18 @@ def register(pipeline: Pipeline) -> None:
                     update={"dimension": f"service:{sample.service}"}
                 )
             sample_id = sample.sample_id or f"{sample.incident_id}:{sample.kind}"
-            applied_key = f"{sample.dimension}|{sample_id}"
-            if applied.get(applied_key) is not None:
+            key = applied_key(sample.dimension, sample_id)
+            if applied.get(key) is not None:
                 continue
             for table in windows.values():
                 table[sample.dimension].apply(count_sample, sample)
-            applied[applied_key] = True
+            applied[key] = sample.opened_at.timestamp()
             if sample.kind in {"acknowledged", "resolved"}:
                 await raise_breaches(sample)
 
     app.agent(pipeline.topic(topics.INCIDENT_EVENTS), name="analytics-samples")(
         to_samples
     )
-    app.agent(pipeline.topic(topics.RESPONSE_SAMPLES), name="analytics")(aggregate)
+    app.agent(prune.with_ticks(pipeline, topics.RESPONSE_SAMPLES), name="analytics")(
+        aggregate
+    )

@@ -4,6 +4,8 @@ Run state lives in the `runbook-run-state` table, keyed by run id. A run id
 derives from the triggering event's idempotency key, so a redelivered event
 finds its run and starts nothing. The claim is written while the triggering
 event is processed; later changes come back through `runbook-runs`.
+Finished runs leave the table once `expired_runs` allows it, and the
+`runbook-runs` topic keeps every record of them.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from schemas.records import Command, CommandKind, EventKind, IncidentEvent, RunbookRun
 from schemas.runbooks import ApprovalAction, Runbook, RunbookApproval
-from streams import topics
+from streams import prune, topics
+from streams.keys import partition_of
 from streams.runbooks.engine import (
     TERMINAL,
+    RunRetention,
     RunSummary,
     admit,
+    expired_runs,
+    group_key_of_run,
     recovery_of,
+    retention_of,
     run_id_of,
     target_of,
     trigger_matches,
@@ -41,6 +48,10 @@ def register(pipeline: Pipeline) -> None:
     pipeline.tables["runbook-runs"] = states
     runner = Runner(pipeline)
     by_name = {runbook.name: runbook for runbook in pipeline.config.runbooks}
+    retention = retention_of(
+        pipeline.config.runbooks, pipeline.settings.runbook_run_retention_s
+    )
+    ticks_name = prune.ticks_name(pipeline)
 
     async def runbooks(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -64,6 +75,12 @@ def register(pipeline: Pipeline) -> None:
 
     async def run_states(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
+            if event.message.topic == ticks_name:
+                now_s = await prune.tick_time(pipeline, "runbooks", event)
+                if now_s is not None:
+                    partition = event.message.partition
+                    _prune(pipeline, states, triggers, retention, partition, now_s)
+                continue
             run = await pipeline.dead_letters.parse(
                 "runbooks", event, RunbookRun.model_validate_json
             )
@@ -86,7 +103,9 @@ def register(pipeline: Pipeline) -> None:
         await _recover(pipeline, runner, states, triggers, by_name)
 
     app.agent(pipeline.topic(topics.INCIDENT_EVENTS), name="runbooks")(runbooks)
-    app.agent(pipeline.topic(topics.RUNBOOK_RUNS), name="runbook-states")(run_states)
+    app.agent(prune.with_ticks(pipeline, topics.RUNBOOK_RUNS), name="runbook-states")(
+        run_states
+    )
     app.agent(pipeline.topic(topics.RUNBOOK_APPROVALS), name="runbook-approvals")(
         approvals
     )
@@ -94,17 +113,58 @@ def register(pipeline: Pipeline) -> None:
 
 
 def _history(states: faust.Table[str, Any]) -> list[RunSummary]:
-    # NOTE: every run stays in the table and admission reads them all, so
-    # a worker with many thousands of runs spends time here on each claim.
-    summaries = []
-    for run_id, stored in states.items():
-        started = datetime.fromisoformat(stored["started_at"]).timestamp()
-        summaries.append(
-            RunSummary(
-                run_id, stored["runbook"], stored["target"], started, stored["status"]
-            )
+    return [_summary(run_id, stored) for run_id, stored in states.items()]
+
+
+def _summary(run_id: str, stored: dict[str, Any]) -> RunSummary:
+    started = datetime.fromisoformat(stored["started_at"]).timestamp()
+    finished = None
+    if stored.get("finished_at"):
+        finished = datetime.fromisoformat(stored["finished_at"]).timestamp()
+    return RunSummary(
+        run_id,
+        stored["runbook"],
+        stored["target"],
+        started,
+        stored["status"],
+        finished,
+    )
+
+
+def _prune(
+    pipeline: Pipeline,
+    states: faust.Table[str, Any],
+    triggers: faust.Table[str, Any],
+    retention: RunRetention,
+    partition: int,
+    now_s: float,
+) -> None:
+    """Delete the expired runs stored on `partition`, with their triggers.
+
+    It runs while a tick of `partition` is processed, so the deletions go to
+    that partition's changelog. It reads only that partition's runs, because
+    after a rebalance a worker may own any set of partitions. So the newest
+    runs the limits read are chosen per partition.
+    """
+    count = pipeline.settings.topic_partitions
+    history = [
+        _summary(run_id, stored)
+        for run_id, stored in states.items()
+        if partition_of(stored.get("group_key") or group_key_of_run(run_id), count)
+        == partition
+    ]
+    limit = pipeline.settings.prune_max_keys
+    expired = expired_runs(history, retention, now_s, limit)
+    for run_id in expired:
+        states.pop(run_id, None)
+        triggers.pop(run_id, None)
+    if expired:
+        log.info(
+            "runbook runs pruned partition=%d count=%d kept=%d",
+            partition,
+            len(expired),
+            len(history) - len(expired),
         )
-    return summaries
 
 
 async def _claim(

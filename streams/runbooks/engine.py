@@ -90,6 +90,7 @@ class RunSummary:
     target: str
     started_s: float
     status: str
+    finished_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,98 @@ def _breaker_reason(
         f"{settings.max_consecutive_failures}; it closes for one trial run "
         f"{cooldown_s:g} s after the last failure"
     )
+
+
+@dataclass(frozen=True)
+class RunRetention:
+    """How long finished runs stay in the run table before pruning removes them.
+
+    A run goes once it finished more than `retention_s` ago and started more
+    than `lookback_s` ago. Per runbook and target, the newest finished runs
+    that admission counts stay regardless: up to the first that is not a
+    failure, at most `keep_runs` of them.
+    """
+
+    retention_s: float
+    lookback_s: float
+    keep_runs: int
+
+
+def retention_of(runbooks: Iterable[Runbook], retention_s: float) -> RunRetention:
+    """Derive the run retention from the setting and every runbook's limits.
+
+    The rate limit counts runs started within its window, and a denial
+    notifies the owner unless an earlier one lies within the window or the
+    cooldown, so the look-back is the longest of those. The circuit breaker
+    reads the streak of consecutive failures however old it is, up to
+    `max_consecutive_failures` runs, so that many newest runs are kept.
+    """
+    lookback_s = 0.0
+    keep_runs = 1
+    for runbook in runbooks:
+        safety = runbook.safety
+        lookback_s = max(
+            lookback_s,
+            safety.rate_limit.window.total_seconds(),
+            safety.circuit_breaker.cooldown.total_seconds(),
+        )
+        keep_runs = max(keep_runs, safety.circuit_breaker.max_consecutive_failures)
+    return RunRetention(retention_s, lookback_s, keep_runs)
+
+
+def expired_runs(
+    history: Iterable[RunSummary],
+    retention: RunRetention,
+    now_s: float,
+    limit: int,
+) -> list[str]:
+    """List the ids of finished runs that pruning removes at `now_s`, oldest first.
+
+    At most `limit` ids are listed. Removing them leaves every admission at
+    `now_s` or later as it was, because admission reads only the runs
+    `RunRetention` keeps. Only the reason of an open circuit can change: it
+    counts the consecutive failures left, at least `keep_runs`.
+    """
+    runs = list(history)
+    kept = _breaker_streaks(runs, retention.keep_runs)
+    expired = [
+        run
+        for run in runs
+        if run.status in TERMINAL
+        and run.run_id not in kept
+        and now_s - run.started_s > retention.lookback_s
+        and now_s - _finished_s(run) > retention.retention_s
+    ]
+    expired.sort(key=lambda run: run.started_s)
+    return [run.run_id for run in expired[:limit]]
+
+
+def _finished_s(run: RunSummary) -> float:
+    return run.started_s if run.finished_s is None else run.finished_s
+
+
+def _breaker_streaks(runs: list[RunSummary], keep_runs: int) -> set[str]:
+    """Return the ids of the finished runs the circuit breaker reads.
+
+    Per runbook and target these are the newest admitted finished runs, up
+    to and including the first that is not a failure, at most `keep_runs`.
+    Runs that started at the same time as the oldest of those stay too,
+    because admission orders such ties arbitrarily.
+    """
+    groups: dict[tuple[str, str], list[RunSummary]] = {}
+    for run in runs:
+        if run.status in TERMINAL and run.status not in DENIED:
+            groups.setdefault((run.runbook, run.target), []).append(run)
+    kept: set[str] = set()
+    for group in groups.values():
+        group.sort(key=lambda run: run.started_s, reverse=True)
+        oldest_kept_s = group[0].started_s
+        for run in group[:keep_runs]:
+            oldest_kept_s = run.started_s
+            if run.status not in FAILURES:
+                break
+        kept.update(run.run_id for run in group if run.started_s >= oldest_kept_s)
+    return kept
 
 
 @dataclass
