@@ -49,7 +49,7 @@ RETENTION = timedelta(days=30)
 APPLIED_HORIZON_S = applied_horizon_s(RETENTION.total_seconds(), WINDOWS.values())
 
 
-def _opened_at(event: faust.EventT[bytes]) -> float:
+def _placed_at(event: faust.EventT[bytes]) -> float:
     """Place a sample in the windows of its `window_at`, or its opened time."""
     sample = ResponseSample.model_validate_json(event.value)
     return (sample.window_at or sample.opened_at).timestamp()
@@ -72,7 +72,7 @@ def register(pipeline: Pipeline) -> None:
         else:
             wrapper = base.hopping(spec.size_s, spec.step_s, expires=expires)
         # faust's WindowWrapperT type omits relative_to, which takes a callable.
-        windows[name] = wrapper.relative_to(_opened_at)
+        windows[name] = wrapper.relative_to(_placed_at)
         pipeline.tables[f"response-{name}"] = windows[name]
 
     def count_sample(window: Any, sample: ResponseSample) -> Any:
@@ -175,7 +175,9 @@ def register(pipeline: Pipeline) -> None:
                 continue
             for table in windows.values():
                 table[sample.dimension].apply(count_sample, sample)
-            applied[key] = sample.opened_at.timestamp()
+            # The time that placed the sample, so the id lives as long as
+            # the windows it counted in.
+            applied[key] = (sample.window_at or sample.opened_at).timestamp()
             if sample.kind in {"acknowledged", "resolved"}:
                 await raise_breaches(sample)
 
