@@ -216,7 +216,10 @@ async def _apply_approval(
 ) -> None:
     """Hand a valid approval to its waiting run, or store it for a resumed run."""
     stored = states.get(approval.run_id)
-    problem = _approval_problem(pipeline, stored, by_name, approval)
+    # The table can lag the runner's own record after a rebalance, so a run
+    # that waits for approval in this worker counts as waiting.
+    waiting_here = approval.run_id in runner.approvals
+    problem = _approval_problem(pipeline, stored, by_name, approval, waiting_here)
     if problem is not None:
         log.warning(
             "runbook approval rejected run_id=%s approver=%s reason=%s",
@@ -269,10 +272,11 @@ def _approval_problem(
     stored: dict[str, Any] | None,
     by_name: dict[str, Runbook],
     approval: RunbookApproval,
+    waiting_here: bool = False,
 ) -> str | None:
     if stored is None:
         return "no such run"
-    if stored["status"] != "awaiting_approval":
+    if stored["status"] != "awaiting_approval" and not waiting_here:
         return f"the run is {stored['status']}, not awaiting approval"
     action = pending_approval(stored, by_name)
     if action is None:
