@@ -36,11 +36,16 @@ class BrokerInfo:
     @property
     def tuned_env(self) -> dict[str, str]:
         """Settings that let a worker join this broker's group in seconds."""
+        # A session of 6 s (the worker's default) survives the pauses of a
+        # busy two-core machine, where 2 s got workers evicted mid-test.
+        # Tansu takes the session timeout to join, so it keeps 2 s.
         env = {
-            "TOCSIN_BROKER_SESSION_TIMEOUT_S": "2.0",
-            "TOCSIN_BROKER_HEARTBEAT_INTERVAL_S": "0.5",
+            "TOCSIN_BROKER_SESSION_TIMEOUT_S": "6.0",
+            "TOCSIN_BROKER_HEARTBEAT_INTERVAL_S": "1.0",
         }
         if self.kind == "tansu":
+            env["TOCSIN_BROKER_SESSION_TIMEOUT_S"] = "2.0"
+            env["TOCSIN_BROKER_HEARTBEAT_INTERVAL_S"] = "0.5"
             env["TOCSIN_PRODUCER_MAX_BATCH_SIZE"] = "1"
         if self.kind in {"external", "testcontainers"}:
             env = {}
