@@ -231,7 +231,7 @@ def test_maintenance_cli_round_trip(workers: WorkerFactory) -> None:
         return result.output
 
     output = wait_for(lambda: "nightly" in listing() and listing(), 30, "listed")
-    assert "mon,tue 01:00:00 for 5400.0s Europe/Paris" in output
+    assert "mon,tue 01:00:00 for 1h30m Europe/Paris" in output
     assert "weekly-patching" in output
 
     missing = runner.invoke(
