@@ -23,6 +23,8 @@ from schemas.durations import DURATION_FORMS
 # The maximum length, in characters, of a value in a problem line before it is cut.
 VALUE_WIDTH = 60
 
+# Parts of a field name that suggest a secret written into the file.
+SECRET_WORDS = ("token", "key", "secret", "password")
 SECRETS_HINT = (
     "put secrets in environment variables named by token_env, routing_key_env, "
     "secret_env or password_env"
@@ -87,7 +89,10 @@ def config_problem(error: ErrorDetails, root: type[BaseModel]) -> str:
         # The value is not shown: an unknown field is often a misplaced secret.
         fields = _field_names(place.parent)
         allowed = f"; allowed: {', '.join(fields)}" if fields else ""
-        return f"{location}: unknown field{allowed}. Remove it, and {SECRETS_HINT}"
+        name = str(error["loc"][-1]).lower() if error["loc"] else ""
+        if any(word in name for word in SECRET_WORDS):
+            return f"{location}: unknown field{allowed}. Remove it, and {SECRETS_HINT}"
+        return f"{location}: unknown field{allowed}"
     if kind == "missing":
         return f"{location}: missing required field"
     if kind in {"union_tag_invalid", "union_tag_not_found"}:
