@@ -53,6 +53,7 @@ class Pipeline:
             autodiscover=False,
             stream_wait_empty=False,
             broker_commit_interval=1.0,
+            table_cleanup_interval=settings.table_cleanup_interval_s,
         )
         self.topics: dict[str, faust.TopicT] = {
             spec.name: self.app.topic(

@@ -70,6 +70,8 @@ def _start_worker(
         "TOCSIN_WEB_PORT": str(port),
         "TOCSIN_BROKER_SESSION_TIMEOUT_S": "2.0",
         "TOCSIN_BROKER_HEARTBEAT_INTERVAL_S": "0.5",
+        # The series span most of a year, and the report reads every window.
+        "TOCSIN_ANALYTICS_RETENTION_DAYS": "400",
     }
     if broker.kind == "tansu":
         env["TOCSIN_PRODUCER_MAX_BATCH_SIZE"] = "1"

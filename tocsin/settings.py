@@ -65,6 +65,18 @@ class Settings(BaseSettings):
         "also stays as long as a runbook's rate limit or circuit breaker reads it. "
         "A trigger redelivered after its run is removed starts the run again.",
     )
+    analytics_retention_days: float = Field(
+        default=30.0,
+        ge=1,
+        le=3650,
+        description="Days a response-metric window is kept after it ends, by the "
+        "pipeline clock. Raise it to keep a longer history or to replay one.",
+    )
+    table_cleanup_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between faust's sweeps that drop expired windows.",
+    )
     prune_interval_s: float = Field(
         default=60.0,
         gt=0,

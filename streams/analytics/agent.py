@@ -10,7 +10,6 @@ the web view can route a query for a key to the worker that owns it.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from schemas.records import IncidentEvent, ResponseSample
@@ -35,6 +34,7 @@ from streams.analytics.metrics import (
     summarize,
 )
 from streams.analytics.progress import next_samples
+from streams.analytics.windows import clocked_window
 from streams.keys import partition_of
 
 if TYPE_CHECKING:
@@ -43,10 +43,6 @@ if TYPE_CHECKING:
     from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
-
-# faust drops a window once wall time passes its end by this plus its size.
-RETENTION = timedelta(days=30)
-APPLIED_HORIZON_S = applied_horizon_s(RETENTION.total_seconds(), WINDOWS.values())
 
 
 def _placed_at(event: faust.EventT[bytes]) -> float:
@@ -63,14 +59,13 @@ def register(pipeline: Pipeline) -> None:
     applied = pipeline.table("analytics-applied", default=None)
     breaches = pipeline.table("analytics-breaches", default=None)
     ticks_name = prune.ticks_name(pipeline)
+    retention_s = pipeline.settings.analytics_retention_days * 86400
+    applied_horizon = applied_horizon_s(retention_s, WINDOWS.values())
     windows: dict[str, Any] = {}
     for name, spec in WINDOWS.items():
         base: Any = pipeline.table(f"response-{name}", default=dict)
-        expires = RETENTION + timedelta(seconds=spec.size_s)
-        if spec.step_s == spec.size_s:
-            wrapper = base.tumbling(spec.size_s, expires=expires)
-        else:
-            wrapper = base.hopping(spec.size_s, spec.step_s, expires=expires)
+        window = clocked_window(spec, retention_s, pipeline.clock)
+        wrapper = base.using_window(window)
         # faust's WindowWrapperT type omits relative_to, which takes a callable.
         windows[name] = wrapper.relative_to(_placed_at)
         pipeline.tables[f"response-{name}"] = windows[name]
@@ -139,7 +134,7 @@ def register(pipeline: Pipeline) -> None:
             if partition_of(dimension_of(key), count) == partition
         ]
         limit = pipeline.settings.prune_max_keys
-        pruning = prune_applied(entries, now_s, APPLIED_HORIZON_S, limit)
+        pruning = prune_applied(entries, now_s, applied_horizon, limit)
         for key in pruning.expired:
             applied.pop(key, None)
         for key in pruning.undated:

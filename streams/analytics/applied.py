@@ -31,8 +31,9 @@ def applied_horizon_s(retention_s: float, windows: Iterable[WindowSpec]) -> floa
     """Return the age of an opened time past which every window holding it expired.
 
     A window holding time t ends at most `size_s` after t. faust-streaming
-    0.15 drops a window once wall time passes its end by the table's
-    `expires` (here `retention_s` plus `size_s`) and up to one `step_s` more.
+    0.15 drops a window once the time its window compares against (the
+    pipeline clock here) passes its end by the table's `expires` (here
+    `retention_s` plus `size_s`) and up to one `step_s` more.
     """
     return retention_s + max(2 * spec.size_s + spec.step_s for spec in windows)
 

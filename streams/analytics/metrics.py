@@ -53,7 +53,7 @@ COUNTS = (
 SUMS = ("impact_score",)
 # Downtime samples place a critical incident's span in every hourly window
 # it covers, which also reaches every daily and weekly window. An incident
-# longer than the 30 days the tables keep places only its newest hours.
+# longer than 31 days places only its newest 31 days of hours.
 DOWNTIME_STEP_S = 3600
 MAX_DOWNTIME_PLACEMENTS = 31 * 24
 

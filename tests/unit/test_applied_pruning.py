@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from streams.analytics.agent import APPLIED_HORIZON_S
 from streams.analytics.applied import (
     applied_horizon_s,
     applied_key,
@@ -20,7 +19,7 @@ HORIZON_S = 10 * DAY_S
 def test_horizon_covers_weekly_windows() -> None:
     # 30 days of retention, then a weekly window ends 7 days after the
     # sample, expires 7 days after its end, and rounds up to a 1-day step.
-    assert APPLIED_HORIZON_S == (30 + 7 + 7 + 1) * DAY_S
+    assert applied_horizon_s(30 * DAY_S, WINDOWS.values()) == (30 + 7 + 7 + 1) * DAY_S
 
 
 def test_horizon_takes_longest_window() -> None:
