@@ -101,8 +101,13 @@ def test_dashboard_shows_incidents_and_charts(
     recent = browser.find_elements(By.CSS_SELECTOR, "#incidents tbody tr")
     assert len(recent) == len(PLAN)
 
+    # Hour 2 opened nothing: the volume chart shows it as zero.
     volume = browser.find_elements(By.CSS_SELECTOR, "#chart-volume circle.point")
-    assert len(volume) == 3
+    assert len(volume) == 4
+    titles = [point.get_attribute("textContent") for point in volume]
+    assert sum(1 for title in titles if title.endswith(": 0")) == 1
+    volume_lines = browser.find_elements(By.CSS_SELECTOR, "#chart-volume path.line")
+    assert len(volume_lines) == 1
     # Only the storage incident was acknowledged and resolved.
     mtta = browser.find_elements(By.CSS_SELECTOR, "#chart-mtta circle.point")
     assert len(mtta) == 1

@@ -75,8 +75,55 @@ function formatTime(seconds, windowName) {
   return windowName === "hourly" ? iso.slice(5, 13).replace("T", " ") + "h" : iso.slice(0, 10);
 }
 
+// Seconds between the starts of two consecutive windows of each kind.
+const WINDOW_STEP_S = { hourly: 3600, daily: 86400, weekly: 86400 };
+// At most this many empty windows are filled in, so a long gap stays cheap.
+const MAX_FILLED_WINDOWS = 2000;
+
+// Split sorted points into runs of consecutive windows, so a line breaks
+// where a window is missing or has a null value instead of joining across it.
+function segments(points, windowName) {
+  const step = WINDOW_STEP_S[windowName];
+  const runs = [];
+  let run = [];
+  let previous = null;
+  for (const p of points) {
+    const gap = previous !== null && p.x - previous.x > step;
+    if (p.y === null || gap) {
+      if (run.length > 0) {
+        runs.push(run);
+      }
+      run = [];
+    }
+    if (p.y !== null) {
+      run.push(p);
+    }
+    previous = p;
+  }
+  if (run.length > 0) {
+    runs.push(run);
+  }
+  return runs;
+}
+
+// Add a zero point for each window without a row between the first and the
+// last, for counts, where an empty window means none.
+function zeroFilled(points, windowName) {
+  const step = WINDOW_STEP_S[windowName];
+  const sorted = [...points].sort((a, b) => a.x - b.x);
+  const filled = [];
+  for (const p of sorted) {
+    const previous = filled.length > 0 ? filled[filled.length - 1].x : null;
+    for (let x = previous === null ? p.x : previous + step, added = 0; x < p.x && added < MAX_FILLED_WINDOWS; x += step, added += 1) {
+      filled.push({ x, y: 0 });
+    }
+    filled.push(p);
+  }
+  return filled;
+}
+
 // Draw series of {x, y} points (x in Unix seconds) as lines with one circle
-// per point. Points with a null y are left out.
+// per point. Points with a null y are left out, and lines break there.
 function lineChart(svgId, series, windowName) {
   const svg = document.getElementById(svgId);
   svg.replaceChildren();
@@ -123,8 +170,11 @@ function lineChart(svgId, series, windowName) {
     if (visible.length === 0) {
       return;
     }
-    const path = visible.map((p, i) => `${i === 0 ? "M" : "L"}${xAt(p.x).toFixed(1)},${yAt(p.y).toFixed(1)}`).join(" ");
-    svg.appendChild(svgElement("path", { d: path, class: "line", stroke: color }));
+    const sorted = [...s.points].sort((a, b) => a.x - b.x);
+    for (const run of segments(sorted, windowName)) {
+      const path = run.map((p, i) => `${i === 0 ? "M" : "L"}${xAt(p.x).toFixed(1)},${yAt(p.y).toFixed(1)}`).join(" ");
+      svg.appendChild(svgElement("path", { d: path, class: "line", stroke: color }));
+    }
     for (const p of visible) {
       const dot = svgElement("circle", { cx: xAt(p.x), cy: yAt(p.y), r: 3.5, fill: color, class: "point" });
       dot.dataset.series = s.name;
@@ -177,7 +227,8 @@ async function load() {
     lineChart("chart-mtta", perService(services.rows, (r) => minutes(r.mtta_s)), windowName);
     lineChart("chart-mttr", perService(services.rows, (r) => minutes(r.mttr_s)), windowName);
     const totals = overall.rows;
-    lineChart("chart-volume", [{ name: "opened", points: totals.map((r) => ({ x: r.window_start, y: r.opened })) }], windowName);
+    const opened = zeroFilled(totals.map((r) => ({ x: r.window_start, y: r.opened })), windowName);
+    lineChart("chart-volume", [{ name: "opened", points: opened }], windowName);
     lineChart(
       "chart-sla",
       [
