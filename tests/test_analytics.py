@@ -20,6 +20,7 @@ from analytics_events import (
     create,
     lower_rank,
     minutes,
+    parse,
     reference,
     reference_availability,
 )
@@ -136,6 +137,27 @@ def test_metrics_equal_reference(worker: Worker, window: str) -> None:
         within = sum(1 for s in entry["ttr"] if s <= MTTR_TARGET_S)
         share = within / len(entry["ttr"]) if entry["ttr"] else None
         assert row["sla"]["ttr"] == pytest.approx(share), key
+
+
+def test_timelines_follow_plan(worker: Worker) -> None:
+    # The reference reads these timelines, so they must carry the planned
+    # times for the comparison with it to mean anything.
+    for planned in PLAN:
+        timeline = worker.get(f"/incidents/{planned.incident_id}")["timeline"]
+        first_at = {}
+        for event in timeline:
+            first_at.setdefault(event["kind"], parse(event["at"]))
+        name = planned.name
+        assert first_at["opened"] == minutes(planned.opened_min), name
+        assert parse(timeline[0]["started_at"]) == minutes(planned.started_min), name
+        if planned.acknowledged_min is None:
+            assert "acknowledged" not in first_at, name
+        else:
+            assert first_at["acknowledged"] == minutes(planned.acknowledged_min), name
+        if planned.resolved_min is None:
+            assert "resolved" not in first_at, name
+        else:
+            assert first_at["resolved"] == minutes(planned.resolved_min), name
 
 
 def test_replayed_windows_survive_cleanup(worker: Worker) -> None:

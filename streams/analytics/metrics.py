@@ -326,16 +326,31 @@ def split_dimension(dimension: str) -> tuple[str, str | None]:
     return kind, (name or None)
 
 
+def rate_targets_met(
+    summary: dict[str, Any], targets: Targets
+) -> dict[str, bool | None]:
+    """Return whether each rate is at or under its target, None when it is null."""
+    met: dict[str, bool | None] = {}
+    for name in ("recurrence_rate", "false_positive_rate"):
+        rate = summary[name]
+        met[name] = None if rate is None else rate <= getattr(targets, name)
+    return met
+
+
 def window_rows(
     items: Any,
     window: str,
     dimension: str | None = None,
     kind: str | None = None,
+    targets: Targets | None = None,
 ) -> list[dict[str, Any]]:
     """Flatten a windowed table's `((key, (start, end)), totals)` items into rows.
 
-    `dimension` keeps one key; `kind` keeps the keys of one kind.
+    `dimension` keeps one key; `kind` keeps the keys of one kind. Each row's
+    `rate_targets_met` compares its rates with `targets` (the defaults when
+    None).
     """
+    targets = targets or Targets()
     size_s = WINDOWS[window].size_s
     rows = []
     for stored_key, totals in items:
@@ -352,6 +367,7 @@ def window_rows(
             "window_end": end,
             **summarize(totals or {}, size_s, start),
         }
+        row["rate_targets_met"] = rate_targets_met(row, targets)
         if key_kind in {"service", "severity"}:
             row[key_kind] = name
         rows.append(row)

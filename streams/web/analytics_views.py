@@ -75,6 +75,7 @@ def _asset(name: str) -> bytes:
 def register(pipeline: Pipeline) -> None:
     app = pipeline.app
     incidents = pipeline.tables["incidents"]
+    targets = pipeline.config.targets
 
     def bad_request(view: web.View, message: str) -> web.Response:
         return view.json({"error": message}, status=400)
@@ -85,7 +86,7 @@ def register(pipeline: Pipeline) -> None:
         table = pipeline.tables[f"response-{window}"].table
         since = _float_param(request, "from")
         until = _float_param(request, "to")
-        rows = window_rows(table.items(), window, dimension, kind)
+        rows = window_rows(table.items(), window, dimension, kind, targets)
         return [
             row
             for row in rows
@@ -98,7 +99,9 @@ def register(pipeline: Pipeline) -> None:
         table = pipeline.tables[f"response-{window}"].table
         start, end = table.window.ranges(at)[-1]
         stored = table.get((dimension, (start, end))) or {}
-        return window_rows([((dimension, (start, end)), stored)], window)
+        return window_rows(
+            [((dimension, (start, end)), stored)], window, targets=targets
+        )
 
     def register_window(window: str) -> None:
         table = pipeline.tables[f"response-{window}"].table

@@ -23,6 +23,7 @@ from streams.analytics.metrics import (
     dimensions,
     downtime_samples,
     merge_windows,
+    rate_targets_met,
     sample_for,
     summarize,
     window_rows,
@@ -193,6 +194,10 @@ def test_window_rows_accept_tuple_keys() -> None:
             "window_start": HOUR_START,
             "window_end": HOUR_END,
             **summarize(total(opened())),
+            "rate_targets_met": {
+                "recurrence_rate": True,
+                "false_positive_rate": None,
+            },
         }
     ]
 
@@ -331,6 +336,19 @@ def test_recurrence_rate_from_opened_links() -> None:
 
     assert summary["recurrences"] == 1
     assert summary["recurrence_rate"] == 0.5
+
+
+def test_rate_targets_compared_with_configured_targets() -> None:
+    again = sample_for(make_event(incident_id="a-2", details={"recurrence_of": "a-1"}))
+    assert again is not None
+    summary = summarize(window_of(opened("a-1"), again))
+
+    loose = rate_targets_met(summary, Targets(recurrence_rate=0.5))
+    strict = rate_targets_met(summary, Targets(recurrence_rate=0.49))
+
+    assert loose["recurrence_rate"] is True
+    assert strict["recurrence_rate"] is False
+    assert strict["false_positive_rate"] is None
 
 
 def critical_resolve(
