@@ -25,6 +25,7 @@ from analytics_events import (
     reference_availability,
 )
 from harness import BrokerInfo, Worker, WorkerFactory, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.records import Severity
 from tocsin import client
@@ -263,6 +264,21 @@ def test_prometheus_exposes_response_metrics(worker: Worker) -> None:
     assert 'tocsin_response_p95_seconds{measure="ttr",service="api"' in text
     assert 'tocsin_incidents_opened{service="billing",window="daily"}' in text
     assert 'tocsin_sla_compliance_ratio{measure="tta",service="api"' in text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    for service in ("api", "billing"):
+        rows = worker.get(f"/metrics/response?window=daily&service={service}")["rows"]
+        newest = max(rows, key=lambda row: row["window_start"])
+        labels = (("service", service), ("window", "daily"))
+        assert samples[("tocsin_incidents_opened", labels)] == newest["opened"]
+        if newest["mttr_s"] is not None:
+            mttr = samples[("tocsin_mttr_seconds", labels)]
+            assert mttr == pytest.approx(newest["mttr_s"]), service
+    delivered = (("receiver", "pager"), ("status", "delivered"))
+    assert samples[("tocsin_delivery_attempts_total", delivered)] >= len(PLAN)
 
 
 def test_postmortem_command_writes_file(worker: Worker, tmp_path: Path) -> None:
