@@ -320,6 +320,14 @@ def test_schedule_target_pages_user_on_call(workers: WorkerFactory) -> None:
     assert paged(cpu, "pd-bob") == 1
     assert paged(cpu, "pd-alice") == 0
 
+    # The pipeline clock now reads the Cpu alert's time, inside the override.
+    policies = worker.get("/api/oncall")["policies"]
+    [default] = [p for p in policies if p["policy"] == "default"]
+    assert default["default"] is True
+    assert default["on_call"] == [
+        {"schedule": "primary", "user": "bob", "receivers": ["pd-bob"]}
+    ]
+
 
 def test_schedule_without_on_call_on_timeline(workers: WorkerFactory) -> None:
     worker = workers.start(workers.write_config(ONCALL_CONFIG))
