@@ -312,6 +312,7 @@ def test_oversized_event_drops_custom_details(
         deliver(receiver, notification)
 
     sent = pagerduty_fake.events[0]["payload"]
+    assert len(pagerduty_fake.requests[0].body) <= EVENT_MAX_BYTES
     assert "blob" not in json.dumps(sent)
     assert "over the 524288 byte limit" in sent["custom_details"]["truncated"]
     assert pagerduty_fake.alerts == {INCIDENT_ID: "triggered"}
