@@ -206,7 +206,7 @@ class SlackReceiver:
             response = await self._post(
                 key, channel=self.channel, text=text, blocks=blocks + approval
             )
-            self._channel_ids[self.channel] = response["channel"]
+            self._remember_channel_id(str(response["channel"]))
             return {"ts": response["ts"], "channel": response["channel"]}
         await self._call(
             self._client.chat_update,
@@ -334,7 +334,7 @@ class SlackReceiver:
                 return self.channel
             for found in response.get("channels") or []:
                 if found.get("name") == name:
-                    self._channel_ids[self.channel] = str(found["id"])
+                    self._remember_channel_id(str(found["id"]))
                     return str(found["id"])
             metadata = response.get("response_metadata") or {}
             cursor = str(metadata.get("next_cursor") or "")
@@ -346,6 +346,15 @@ class SlackReceiver:
             self.channel,
         )
         return self.channel
+
+    def _remember_channel_id(self, channel_id: str) -> None:
+        """Store the ID Slack returned for the configured channel.
+
+        The limiter then spaces calls by name and by ID as one channel,
+        because updates and replies name the channel by the ID.
+        """
+        self._channel_ids[self.channel] = channel_id
+        self._limiter.alias(self.channel, channel_id)
 
     async def _call(self, method: Any, *, limited: bool, **kwargs: Any) -> Any:
         """Call a Web API method, spacing it in its channel's slots if `limited`."""

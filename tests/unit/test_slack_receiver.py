@@ -75,7 +75,7 @@ def test_first_notification_posts_message(slack: FakeSlack) -> None:
 
     messages = slack.messages
     assert [m["method"] for m in messages] == ["chat.postMessage"]
-    assert state == {"ts": messages[0]["ts"], "channel": CHANNEL}
+    assert state == {"ts": messages[0]["ts"], "channel": slack.channel_id(CHANNEL)}
 
 
 def test_open_message_has_both_buttons(slack: FakeSlack) -> None:
@@ -238,7 +238,7 @@ def test_dropped_post_not_posted_twice(slack: FakeSlack) -> None:
     assert excinfo.value.outcome_unknown is True
     posts = root_posts(slack)
     assert len(posts) == 1
-    assert state == {"ts": posts[0]["ts"], "channel": CHANNEL}
+    assert state == {"ts": posts[0]["ts"], "channel": slack.channel_id(CHANNEL)}
 
 
 def test_retry_after_lost_response_reuses_message(slack: FakeSlack) -> None:
@@ -344,6 +344,26 @@ def test_messages_spaced_per_channel(slack: FakeSlack) -> None:
 
     # Post, then update and reply: two waits of one interval each.
     assert fake_time.sleeps == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_channel_name_and_id_share_limit(slack: FakeSlack) -> None:
+    fake_time = FakeTime()
+    limiter = KeyedRateLimiter(1.0, fake_time.clock, fake_time.sleep)
+    by_name = receiver_for(slack, limiter=limiter)
+    by_id = SlackReceiver(
+        "slack-oncall-id",
+        slack.channel_id(CHANNEL),
+        SecretStr(TOKEN),
+        slack.url + "/api/",
+        timeout_s=5.0,
+        limiter=limiter,
+    )
+
+    deliver(by_name, make_notification(), {})
+    deliver(by_id, make_notification(seq=2), {})
+
+    # The second post names the channel by the ID Slack returned for the first.
+    assert fake_time.sleeps == [pytest.approx(1.0)]
 
 
 def test_rate_limit_holds_channel(slack: FakeSlack) -> None:
