@@ -144,7 +144,9 @@ class SlackReceiver:
     """Post an incident's message to a channel and keep it current.
 
     The first notification posts the message; later ones update it in place
-    with `chat.update` and add the transition as a reply in its thread.
+    with `chat.update` and add the transition as a reply in its thread. A
+    message update (a transition that targets other receivers) does the same
+    once the message is posted, and nothing before.
 
     Every message carries the notification id in its metadata. When a post
     failed in a way that may still have posted it (a timeout, a dropped
@@ -197,6 +199,16 @@ class SlackReceiver:
         channel = state.get("channel") or self._channel_ids.get(
             self.channel, self.channel
         )
+        if ts is None and notification.message_update:
+            # The receiver never posted this incident's message, and an
+            # update alone must not post one.
+            log.debug(
+                "slack message update skipped, no message posted receiver=%s "
+                "notification_id=%s",
+                self.name,
+                key,
+            )
+            return state
         if ts is None:
             if key in self._uncertain:
                 channel = await self._channel_id()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from schemas.config import SlackReceiver as SlackReceiverSpec
 from schemas.oncall import EscalationPolicy
 from schemas.records import (
     Command,
@@ -24,6 +25,7 @@ from streams.escalate.policy import (
     Plan,
     ack_timed_out,
     due_escalation,
+    message_updates,
     plan_for,
     receivers_for,
     repeat_due,
@@ -259,6 +261,37 @@ async def _apply(
             notification_id=f"{event.idempotency_key}:{receiver}",
             receiver=receiver,
             event=event,
+        )
+        await pipeline.publish(topics.NOTIFICATIONS, event.group_key, notification)
+    await _publish_message_updates(pipeline, plan, event, receivers, muted is not None)
+
+
+async def _publish_message_updates(
+    pipeline: Pipeline,
+    plan: Plan,
+    event: IncidentEvent,
+    receivers: list[str],
+    muted: bool,
+) -> None:
+    """Keep the Slack messages of an incident current on a transition.
+
+    A Slack receiver that posted the incident's message and is not a target
+    of `event` gets a message update, with the same id form as a notification.
+    """
+    # NOTE: the plan of a reopened incident starts with no receivers
+    # notified, so a Slack receiver reached only before the resolve is not
+    # updated until a level reaches it again.
+    slack_receivers = {
+        name
+        for name, spec in pipeline.config.receivers.items()
+        if isinstance(spec, SlackReceiverSpec)
+    }
+    for receiver in message_updates(plan, event, receivers, slack_receivers, muted):
+        notification = Notification(
+            notification_id=f"{event.idempotency_key}:{receiver}",
+            receiver=receiver,
+            event=event,
+            message_update=True,
         )
         await pipeline.publish(topics.NOTIFICATIONS, event.group_key, notification)
 

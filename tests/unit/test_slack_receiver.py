@@ -204,6 +204,48 @@ def test_logs_hide_token(slack: FakeSlack, caplog: pytest.LogCaptureFixture) -> 
     assert TOKEN not in caplog.text
 
 
+def message_update(kind: EventKind = EventKind.ESCALATED) -> Notification:
+    """Return a transition that targets other receivers, for the message only."""
+    notification = make_notification(kind=kind, seq=3, level=1)
+    return notification.model_copy(update={"message_update": True})
+
+
+def test_message_update_edits_posted_message(slack: FakeSlack) -> None:
+    receiver = receiver_for(slack)
+    state = deliver(receiver, make_notification(), {})
+
+    after = deliver(receiver, message_update(), state)
+
+    assert after == state
+    methods = [m["method"] for m in slack.messages]
+    assert methods == ["chat.postMessage", "chat.update", "chat.postMessage"]
+    current = slack.message(CHANNEL, state["ts"])
+    assert current is not None
+    assert current["method"] == "chat.update"
+
+
+def test_message_update_replies_in_thread(slack: FakeSlack) -> None:
+    receiver = receiver_for(slack)
+    state = deliver(receiver, make_notification(), {})
+    update = message_update()
+
+    deliver(receiver, update, state)
+
+    reply = slack.messages[-1]
+    assert reply["thread_ts"] == state["ts"]
+    assert (reply["text"] or "").startswith("escalated by")
+    assert reply["metadata"] is not None
+    assert reply["metadata"]["event_payload"] == {"key": update.notification_id}
+    assert update.notification_id == "g1-1:3:slack-oncall"
+
+
+def test_message_update_without_post_sends_nothing(slack: FakeSlack) -> None:
+    state = deliver(receiver_for(slack), message_update(), {})
+
+    assert state == {}
+    assert slack.requests == []
+
+
 # Idempotent retries and channel limits
 
 
