@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from typing import Any
@@ -21,6 +22,8 @@ SUMMARY_MAX = 1024
 EVENT_MAX_BYTES = 512 * 1024
 # Bytes kept free for the routing key, which the client adds to the event.
 ROUTING_KEY_ALLOWANCE = 100
+# Hex digits of the SHA-256 digest that name a routing key in state and errors.
+KEY_ID_LENGTH = 12
 
 PAGERDUTY_SEVERITY = {
     Severity.CRITICAL: "critical",
@@ -92,6 +95,12 @@ def fit_event(event: dict[str, Any], incident_id: str) -> dict[str, Any]:
     return smaller
 
 
+def routing_key_id(routing_key: str) -> str:
+    """Return a short SHA-256 digest that names a routing key without revealing it."""
+    digest = hashlib.sha256(routing_key.encode("utf-8")).hexdigest()
+    return digest[:KEY_ID_LENGTH]
+
+
 def _json_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
@@ -113,7 +122,14 @@ class _SingleAttemptClient(pagerduty.EventsApiV2Client):
 
 
 class PagerDutyReceiver:
-    """Mirror an incident as a PagerDuty alert whose dedup_key is the incident id."""
+    """Mirror an incident as a PagerDuty alert whose dedup_key is the incident id.
+
+    The state of each incident records the id of the routing key that
+    triggered its alert (`routing_key_id`, from `routing_key_id()`). Until
+    the alert is resolved, every later event goes to that key: if the
+    receiver's key has changed since, the event fails for good instead of
+    reaching another service.
+    """
 
     kind = "pagerduty"
 
@@ -129,6 +145,7 @@ class PagerDutyReceiver:
         # The client declares an int timeout in seconds.
         client.timeout = max(1, round(timeout_s))
         self._client = client
+        self._key_id = routing_key_id(routing_key.get_secret_value())
 
     def __repr__(self) -> str:
         return f"PagerDutyReceiver(name={self.name!r})"
@@ -140,8 +157,37 @@ class PagerDutyReceiver:
         if action is None:
             return state
         incident_id = notification.event.incident_id
+        key_id = self._check_routing_key(action, incident_id, state)
         await asyncio.to_thread(self._send, action, incident_id, notification)
-        return {"dedup_key": incident_id, "last_action": action}
+        new_state = {"dedup_key": incident_id, "last_action": action}
+        if key_id is not None:
+            new_state["routing_key_id"] = key_id
+        return new_state
+
+    def _check_routing_key(
+        self, action: str, incident_id: str, state: dict[str, Any]
+    ) -> str | None:
+        """Return the id of the routing key the incident's alert must use.
+
+        A trigger of an alert that is not open (never triggered, or
+        resolved) opens it with the receiver's key. Any other event goes
+        to the key that opened it, and raises a permanent DeliveryError if
+        that key is no longer the receiver's. State written before keys
+        were recorded has no id, so its events use the receiver's key.
+        """
+        recorded = state.get("routing_key_id")
+        alert_open = state.get("last_action") in {"trigger", "acknowledge"}
+        if action == "trigger" and not alert_open:
+            return self._key_id
+        if recorded is None or recorded == self._key_id:
+            return recorded
+        raise DeliveryError(
+            f"pagerduty {action} for incident {incident_id} not sent: its alert "
+            f"was triggered with routing key id {recorded} of receiver "
+            f"{self.name}, which now has routing key id {self._key_id}. "
+            f"Update the alert in PagerDuty, or restore the previous key",
+            retriable=False,
+        )
 
     def _send(self, action: str, dedup_key: str, notification: Notification) -> None:
         try:

@@ -144,7 +144,9 @@ class SlackReceiver:
     """Post an incident's message to a channel and keep it current.
 
     The first notification posts the message; later ones update it in place
-    with `chat.update` and add the transition as a reply in its thread.
+    with `chat.update` and add the transition as a reply in its thread. A
+    message update (a transition that targets other receivers) does the same
+    once the message is posted, and nothing before.
 
     Every message carries the notification id in its metadata. When a post
     failed in a way that may still have posted it (a timeout, a dropped
@@ -197,6 +199,16 @@ class SlackReceiver:
         channel = state.get("channel") or self._channel_ids.get(
             self.channel, self.channel
         )
+        if ts is None and notification.message_update:
+            # The receiver never posted this incident's message, and an
+            # update alone must not post one.
+            log.debug(
+                "slack message update skipped, no message posted receiver=%s "
+                "notification_id=%s",
+                self.name,
+                key,
+            )
+            return state
         if ts is None:
             if key in self._uncertain:
                 channel = await self._channel_id()
@@ -206,7 +218,7 @@ class SlackReceiver:
             response = await self._post(
                 key, channel=self.channel, text=text, blocks=blocks + approval
             )
-            self._channel_ids[self.channel] = response["channel"]
+            self._remember_channel_id(str(response["channel"]))
             return {"ts": response["ts"], "channel": response["channel"]}
         await self._call(
             self._client.chat_update,
@@ -334,7 +346,7 @@ class SlackReceiver:
                 return self.channel
             for found in response.get("channels") or []:
                 if found.get("name") == name:
-                    self._channel_ids[self.channel] = str(found["id"])
+                    self._remember_channel_id(str(found["id"]))
                     return str(found["id"])
             metadata = response.get("response_metadata") or {}
             cursor = str(metadata.get("next_cursor") or "")
@@ -346,6 +358,15 @@ class SlackReceiver:
             self.channel,
         )
         return self.channel
+
+    def _remember_channel_id(self, channel_id: str) -> None:
+        """Store the ID Slack returned for the configured channel.
+
+        The limiter then spaces calls by name and by ID as one channel,
+        because updates and replies name the channel by the ID.
+        """
+        self._channel_ids[self.channel] = channel_id
+        self._limiter.alias(self.channel, channel_id)
 
     async def _call(self, method: Any, *, limited: bool, **kwargs: Any) -> Any:
         """Call a Web API method, spacing it in its channel's slots if `limited`."""

@@ -225,6 +225,10 @@ class Notification(Record):
     notification_id: str
     receiver: str
     event: IncidentEvent
+    # True when the receiver is not a target of the transition and only keeps
+    # the incident's message current: Slack updates a message it has posted
+    # and posts nothing new at the top level.
+    message_update: bool = False
 
 
 class FailedNotification(Record):

@@ -1075,6 +1075,23 @@ def test_slack_channel_ids_stored_and_listed() -> None:
     assert following["response_metadata"]["next_cursor"] == ""
 
 
+def test_slack_channel_name_gets_id(slack: FakeSlack) -> None:
+    async def scenario() -> tuple[Any, Any, Any]:
+        client = slack_client(slack)
+        posted = await client.chat_postMessage(channel="#oncall", text="a")
+        updated = await client.chat_update(channel="#oncall", ts=posted["ts"], text="b")
+        listed = await client.conversations_list()
+        return response_data(posted), response_data(updated), response_data(listed)
+
+    posted, updated, listed = asyncio.run(scenario())
+
+    assert re.fullmatch(r"C[A-Z0-9]{10}", posted["channel"])
+    assert posted["channel"] == slack.channel_id("#oncall")
+    assert updated["channel"] == posted["channel"]
+    assert listed["channels"][0]["id"] == posted["channel"]
+    assert listed["channels"][0]["name"] == "oncall"
+
+
 def test_slack_history_rejects_channel_name() -> None:
     async def scenario(fake: FakeSlack) -> None:
         await slack_client(fake).conversations_history(channel="#oncall")

@@ -128,6 +128,48 @@ def test_delivery_giving_up_dead_lettered(workers: WorkerFactory, vendors: Any) 
     assert ROUTING_KEY not in json.dumps(dead)
 
 
+def test_escalation_to_pagerduty_updates_slack(
+    workers: WorkerFactory, vendors: Any
+) -> None:
+    slack, pagerduty, env = vendors
+    config_data = receiver_config(["slack-oncall"])
+    # The incident opened in the past, so the live clock finds its second
+    # level due at once.
+    config_data["policies"]["default"]["levels"].append(
+        {"delay": "2s", "targets": ["pagerduty-primary"]}
+    )
+    config = workers.write_config(config_data)
+    worker = workers.start(config, {**env, "TOCSIN_CLOCK": "live"})
+
+    incident_id = open_incident(worker)
+
+    def slack_notified() -> list[str]:
+        return [
+            event["details"]["transition"]
+            for event in timeline(worker, incident_id)
+            if event["kind"] == "notified"
+            and event["details"]["receiver"] == "slack-oncall"
+        ]
+
+    wait_for(lambda: slack_notified() == ["opened", "escalated"], 60, "slack updated")
+    assert pagerduty.alerts_for(ROUTING_KEY) == {incident_id: "triggered"}
+    roots = [m for m in slack.messages if m["thread_ts"] is None]
+    root_posts = [m for m in roots if m["method"] == "chat.postMessage"]
+    assert len(root_posts) == 1
+    ts = root_posts[0]["ts"]
+    updates = [m for m in roots if m["method"] == "chat.update"]
+    assert [m["ts"] for m in updates] == [ts]
+    replies = [m for m in slack.messages if m["thread_ts"] == ts]
+    assert len(replies) == 1
+    assert (replies[0]["text"] or "").startswith("escalated by")
+    escalated = next(
+        e for e in timeline(worker, incident_id) if e["kind"] == "escalated"
+    )
+    key = f"{incident_id}:{escalated['seq']}:slack-oncall"
+    assert replies[0]["metadata"] is not None
+    assert replies[0]["metadata"]["event_payload"] == {"key": key}
+
+
 def test_slack_lost_response_posts_once(workers: WorkerFactory, vendors: Any) -> None:
     slack, _, env = vendors
     slack.drop_after_next()

@@ -141,8 +141,9 @@ def _report(everything: list[dict[str, Any]], url: str) -> None:
     sent: Counter[str] = Counter()
     for incident in incidents:
         for event in incident["timeline"]:
-            if event["kind"] == "notified":
-                sent[event["details"]["receiver"]] += 1
+            details = event["details"]
+            if event["kind"] == "notified" and not details.get("message_update"):
+                sent[details["receiver"]] += 1
     print("\nNotifications sent per receiver:")
     for receiver, count in sorted(sent.items()):
         print(f"  {receiver:<20} {count:>4}")

@@ -100,9 +100,13 @@ def register(pipeline: Pipeline) -> None:
         # A new incident follows the policy as it is now, at its opening.
         resolved = resolved_policy(pipeline.config, policy)
         delays = step_delays_s(resolved, alert.at, wait_s)
-        snapshot = PolicySnapshot(resolved.model_dump(mode="json"), wait_s)
-        send_resolved = found[1].send_resolved if found else True
         route = found[1] if found is not None else DEFAULT_ROUTE
+        snapshot = PolicySnapshot(
+            resolved.model_dump(mode="json"),
+            wait_s,
+            repeat_interval_s=route.repeat_interval.total_seconds(),
+        )
+        send_resolved = found[1].send_resolved if found else True
         rules = GroupRules(
             group_interval_s=route.group_interval.total_seconds(),
             min_alerts=route.min_alerts,

@@ -112,6 +112,11 @@ class Incident(BaseModel):
     # acknowledgement that timed out.
     policy_snapshot: dict[str, Any] | None = None
     group_wait_s: float = 0.0
+    # The route's send_resolved and repeat_interval at the opening, carried
+    # on a reopening so escalate plans it as it planned the opening. None on
+    # incidents stored before these fields existed.
+    send_resolved: bool | None = None
+    repeat_interval_s: float | None = None
     # The seq of the acknowledgement an ack timeout must match.
     acknowledged_seq: int | None = None
     seq: int = 0
@@ -209,6 +214,8 @@ class PolicySnapshot:
 
     policy: dict[str, Any]
     group_wait_s: float = 0.0
+    # The route's repeat_interval in seconds, or None to leave it to escalate.
+    repeat_interval_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -384,6 +391,10 @@ def _apply_firing(
         if snapshot is not None:
             details["policy_snapshot"] = snapshot.policy
         details["send_resolved"] = send_resolved
+        incident.send_resolved = send_resolved
+        if snapshot is not None and snapshot.repeat_interval_s is not None:
+            incident.repeat_interval_s = snapshot.repeat_interval_s
+            details["repeat_interval_s"] = snapshot.repeat_interval_s
         if flaps:
             details["flapping"] = True
         if previous is not None:
@@ -646,7 +657,27 @@ def _reopen(
     group.open_incident = incident.incident_id
     incident.pending_changes = []
     incident.last_update_at = at
-    details: dict[str, Any] = {"level_delays_s": incident.level_delays_s}
+    details: dict[str, Any] = {
+        "level_delays_s": incident.level_delays_s,
+        **_opening_terms(incident),
+    }
     if flaps:
         details["flapping"] = True
     return [incident.append(EventKind.REOPENED, at, actor, details)]
+
+
+def _opening_terms(incident: Incident) -> dict[str, Any]:
+    """Return the policy and route settings the incident opened with.
+
+    A reopening carries them because escalate drops an incident's plan on
+    its resolve, and must plan the reopening from the policy as it was at
+    the opening rather than from the configuration as it is now.
+    """
+    terms: dict[str, Any] = {"policy": incident.policy}
+    if incident.policy_snapshot is not None:
+        terms["policy_snapshot"] = incident.policy_snapshot
+    if incident.send_resolved is not None:
+        terms["send_resolved"] = incident.send_resolved
+    if incident.repeat_interval_s is not None:
+        terms["repeat_interval_s"] = incident.repeat_interval_s
+    return terms

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from schemas.config import SlackReceiver as SlackReceiverSpec
 from schemas.oncall import EscalationPolicy
 from schemas.records import (
     Command,
@@ -24,8 +25,8 @@ from streams.escalate.policy import (
     Plan,
     ack_timed_out,
     due_escalation,
+    message_updates,
     plan_for,
-    policy_levels,
     receivers_for,
     repeat_due,
     resolved_policy,
@@ -123,6 +124,19 @@ def register(pipeline: Pipeline) -> None:
 
 def _opened_plan(pipeline: Pipeline, event: IncidentEvent) -> Plan:
     """Plan an opened incident from the policy it opened with."""
+    policy = _event_policy(pipeline, event)
+    plan = plan_for(
+        event, step_levels(policy), delays_s=event.details.get("level_delays_s")
+    )
+    _apply_opening_terms(pipeline, plan, event, policy)
+    return plan
+
+
+def _event_policy(pipeline: Pipeline, event: IncidentEvent) -> EscalationPolicy:
+    """Return the policy snapshot an opened or reopened event carries.
+
+    An event without a valid snapshot gets the named policy as configured now.
+    """
     name = str(event.details.get("policy", pipeline.config.default_policy))
     policy = resolved_policy(pipeline.config, name)
     snapshot = event.details.get("policy_snapshot")
@@ -137,32 +151,49 @@ def _opened_plan(pipeline: Pipeline, event: IncidentEvent) -> Plan:
                 name,
                 describe_validation_error(exc),
             )
-    plan = plan_for(
-        event, step_levels(policy), delays_s=event.details.get("level_delays_s")
-    )
-    plan.send_resolved = bool(event.details.get("send_resolved", True))
+    return policy
+
+
+def _apply_opening_terms(
+    pipeline: Pipeline, plan: Plan, event: IncidentEvent, policy: EscalationPolicy
+) -> None:
+    """Set the plan's labels and the policy and route settings of the opening.
+
+    The event's `send_resolved` and `repeat_interval_s` win. Events written
+    before correlate carried them fall back to the route as configured now.
+    """
     plan.labels = event.labels
     plan.ack_timeout_s = policy.ack_timeout.total_seconds()
     found = pipeline.config.route_for(event.labels)
-    if found is not None:
+    send_resolved = event.details.get("send_resolved")
+    if isinstance(send_resolved, bool):
+        plan.send_resolved = send_resolved
+    else:
+        plan.send_resolved = found[1].send_resolved if found is not None else True
+    interval = event.details.get("repeat_interval_s")
+    if isinstance(interval, int | float):
+        plan.repeat_interval_s = float(interval)
+    elif found is not None:
         plan.repeat_interval_s = found[1].repeat_interval.total_seconds()
-    return plan
 
 
 def _restarted_plan(pipeline: Pipeline, event: IncidentEvent, stored: Any) -> Plan:
     """Plan a reopened incident, or one whose acknowledgement timed out.
 
     The policy starts again from the event, which is the first notification.
+    The plan of a resolved incident is gone, so a reopening is planned from
+    the policy snapshot and route settings it carries from the opening.
     """
+    policy = None
     if stored is not None:
         previous = Plan.model_validate(stored)
         levels = [level.model_copy() for level in previous.levels]
     else:
         previous = None
-        name = pipeline.config.policy_for(event.labels)
+        policy = _event_policy(pipeline, event)
         levels = [
             LevelPlan(delay_s=level.delay.total_seconds(), targets=level.target_keys)
-            for level in policy_levels(pipeline.config, name)
+            for level in step_levels(policy)
         ]
     delays = event.details.get("level_delays_s")
     if not isinstance(delays, list) or len(delays) != len(levels):
@@ -179,6 +210,8 @@ def _restarted_plan(pipeline: Pipeline, event: IncidentEvent, stored: Any) -> Pl
         labels=event.labels,
     )
     plan.schedule_next()
+    if policy is not None:
+        _apply_opening_terms(pipeline, plan, event, policy)
     if previous is not None:
         plan.send_resolved = previous.send_resolved
         plan.repeat_interval_s = previous.repeat_interval_s
@@ -228,6 +261,37 @@ async def _apply(
             notification_id=f"{event.idempotency_key}:{receiver}",
             receiver=receiver,
             event=event,
+        )
+        await pipeline.publish(topics.NOTIFICATIONS, event.group_key, notification)
+    await _publish_message_updates(pipeline, plan, event, receivers, muted is not None)
+
+
+async def _publish_message_updates(
+    pipeline: Pipeline,
+    plan: Plan,
+    event: IncidentEvent,
+    receivers: list[str],
+    muted: bool,
+) -> None:
+    """Keep the Slack messages of an incident current on a transition.
+
+    A Slack receiver that posted the incident's message and is not a target
+    of `event` gets a message update, with the same id form as a notification.
+    """
+    # NOTE: the plan of a reopened incident starts with no receivers
+    # notified, so a Slack receiver reached only before the resolve is not
+    # updated until a level reaches it again.
+    slack_receivers = {
+        name
+        for name, spec in pipeline.config.receivers.items()
+        if isinstance(spec, SlackReceiverSpec)
+    }
+    for receiver in message_updates(plan, event, receivers, slack_receivers, muted):
+        notification = Notification(
+            notification_id=f"{event.idempotency_key}:{receiver}",
+            receiver=receiver,
+            event=event,
+            message_update=True,
         )
         await pipeline.publish(topics.NOTIFICATIONS, event.group_key, notification)
 

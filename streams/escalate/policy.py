@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,6 +17,18 @@ CONSOLE = "console"
 
 # Transitions sent to every receiver already notified of the incident.
 FOLLOW_UP_KINDS = frozenset({EventKind.ACKNOWLEDGED, EventKind.RESOLVED})
+# Transitions that change an incident's state or level, which a posted
+# incident message shows, so they update it even when it is not their target.
+MESSAGE_UPDATE_KINDS = frozenset(
+    {
+        EventKind.ESCALATED,
+        EventKind.ACKNOWLEDGED,
+        EventKind.RESOLVED,
+        EventKind.REOPENED,
+        EventKind.ACK_TIMED_OUT,
+        EventKind.RELEASED,
+    }
+)
 
 
 class LevelPlan(BaseModel):
@@ -246,6 +259,30 @@ def _reach_level(
     )
     plan.notified = [*plan.notified, *(t for t in targets if t not in plan.notified)]
     return targets
+
+
+def message_updates(
+    plan: Plan,
+    event: IncidentEvent,
+    receivers: list[str],
+    message_receivers: Collection[str],
+    muted: bool = False,
+) -> list[str]:
+    """Return the receivers whose incident message `event` updates without paging.
+
+    These are the `message_receivers` (Slack receivers) notified earlier that
+    `receivers`, the targets of `event`, leave out. A muted transition and a
+    resolve the route does not notify update nothing.
+    """
+    if event.kind not in MESSAGE_UPDATE_KINDS or muted:
+        return []
+    if event.kind is EventKind.RESOLVED and not plan.send_resolved:
+        return []
+    return [
+        receiver
+        for receiver in plan.notified
+        if receiver in message_receivers and receiver not in receivers
+    ]
 
 
 def repeat_due(plan: Plan, now: float) -> bool:

@@ -129,7 +129,8 @@ class Notifier:
         self.receiver_state[state_key] = new_state
         self._finish(notification_id, "delivered")
         pipeline.counters["delivered"] += 1
-        await _record(pipeline, notification, EventKind.NOTIFIED, {})
+        details = {"message_update": True} if notification.message_update else {}
+        await _record(pipeline, notification, EventKind.NOTIFIED, details)
 
     def _finish(self, notification_id: str, outcome: str) -> None:
         # A worker stopped during the delivery leaves it in flight, so the

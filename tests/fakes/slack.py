@@ -11,8 +11,10 @@ JSON strings, as form-encoded requests carry them.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable
 from typing import Any, TypedDict
@@ -23,6 +25,9 @@ from .server import FakeServer, TlsCertificate
 
 logger = logging.getLogger(__name__)
 
+# Slack channel IDs: C (public), G (private) or D (direct), then capital
+# letters and digits.
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -55,10 +60,13 @@ class FakeSlack(FakeServer):
     `channels`, if given, is the set of channel values that exist. Any other
     channel gets `channel_not_found`. Without it, every non-empty channel exists.
 
-    `channel_ids`, if given, maps channel names (without `#`) to IDs and makes
-    the fake treat channels as Slack does: messages are stored under the ID
-    and responses return it, posts and updates accept a name or an ID, the
-    history methods accept only an ID, and conversations.list lists them.
+    The fake treats channels as Slack does: messages are stored under the
+    channel's ID and responses return it, posts and updates accept a name
+    (with or without `#`) or an ID, the history methods accept only an ID,
+    and conversations.list lists the named channels. `channel_ids`, if given,
+    maps channel names (without `#`) to IDs, and no other name exists.
+    Without it, the fake gives every new name an ID on first use, as
+    `channel_id` returns it.
     """
 
     def __init__(
@@ -75,7 +83,9 @@ class FakeSlack(FakeServer):
         super().__init__(tls=tls)
         self.token = token
         self.channels = frozenset(channels) if channels is not None else None
-        self.channel_ids = dict(channel_ids) if channel_ids is not None else None
+        # Whether a name the fake has not seen gets an ID on first use.
+        self.assign_ids = channel_ids is None
+        self.channel_ids = dict(channel_ids) if channel_ids is not None else {}
         self.team_id = team_id
         self.user_id = user_id
         self.bot_id = bot_id
@@ -89,10 +99,26 @@ class FakeSlack(FakeServer):
         with self._lock:
             return copy.deepcopy(self._messages)
 
-    def message(self, channel: str, ts: str) -> SlackMessage | None:
-        """Return a copy of the current state of one message, or None."""
+    def channel_id(self, channel: str) -> str:
+        """Return the ID of a channel given by name or ID, assigning one if needed."""
+        if CHANNEL_ID.match(channel) or channel in self.channel_ids.values():
+            return channel
+        name = channel.removeprefix("#")
         with self._lock:
-            found = self._current.get((channel, ts))
+            found = self.channel_ids.get(name)
+            if found is None:
+                found = _generated_id(name)
+                self.channel_ids[name] = found
+        return found
+
+    def message(self, channel: str, ts: str) -> SlackMessage | None:
+        """Return a copy of the current state of one message, or None.
+
+        `channel` is the channel's ID or name.
+        """
+        with self._lock:
+            channel_id = self.channel_ids.get(channel.removeprefix("#"), channel)
+            found = self._current.get((channel_id, ts))
             return copy.deepcopy(found) if found is not None else None
 
     def add_routes(self, app: web.Application) -> None:
@@ -260,7 +286,8 @@ class FakeSlack(FakeServer):
             return _error_response(request, failure.error)
         cursor = str(arguments.get("cursor") or "0")
         start = int(cursor) if cursor.isdigit() else 0
-        names = sorted((self.channel_ids or {}).items())
+        with self._lock:
+            names = sorted(self.channel_ids.items())
         page = names[start : start + limit]
         following = start + limit
         return web.json_response(
@@ -350,10 +377,16 @@ class FakeSlack(FakeServer):
             raise SlackApiFailure("channel_not_found")
         if self.channels is not None and channel not in self.channels:
             raise SlackApiFailure("channel_not_found")
-        if self.channel_ids is None or channel in self.channel_ids.values():
+        if channel in self.channel_ids.values():
             return channel
+        if self.assign_ids and CHANNEL_ID.match(channel):
+            return channel
+        if id_only:
+            raise SlackApiFailure("channel_not_found")
+        if self.assign_ids:
+            return self.channel_id(channel)
         found = self.channel_ids.get(channel.removeprefix("#"))
-        if found is None or id_only:
+        if found is None:
             raise SlackApiFailure("channel_not_found")
         return found
 
@@ -384,6 +417,12 @@ class FakeSlack(FakeServer):
         if message["attachments"] is not None:
             body["attachments"] = copy.deepcopy(message["attachments"])
         return body
+
+
+def _generated_id(name: str) -> str:
+    """Return a stable ID shaped like Slack's public channel IDs for `name`."""
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10].upper()
+    return f"C{digest}"
 
 
 def _error_response(request: web.Request, error: str) -> web.Response:

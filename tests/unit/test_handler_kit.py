@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 
@@ -172,7 +173,14 @@ def test_pagerduty_summary_cut() -> None:
 
 
 def test_pagerduty_event_size_capped() -> None:
-    payload = trigger_payload(make_notification(labels={"blob": "x" * EVENT_MAX_BYTES}))
+    # "€" is one character but three UTF-8 bytes, so this blob is about a
+    # third of the limit in characters and over it in bytes.
+    blob = "€" * (EVENT_MAX_BYTES // 3 + 1000)
+    payload = trigger_payload(make_notification(labels={"blob": blob}))
     event = fit_event({"event_action": "trigger", "payload": payload}, "g1-1")
+    body = {"routing_key": "R" * 32, **event}
 
-    assert len(str(event)) < EVENT_MAX_BYTES
+    for ascii_only in (True, False):
+        encoded = json.dumps(body, ensure_ascii=ascii_only).encode("utf-8")
+        assert len(encoded) <= EVENT_MAX_BYTES
+    assert "blob" not in json.dumps(event)

@@ -105,3 +105,25 @@ def test_concurrent_callers_queue_in_order() -> None:
 def test_negative_interval_rejected() -> None:
     with pytest.raises(ValueError, match="interval_s must not be negative, got -1"):
         KeyedRateLimiter(-1)
+
+
+def test_alias_carries_reserved_slot() -> None:
+    subject, fake = limiter(1.0)
+
+    async def by_name_then_id() -> None:
+        await subject.acquire("#oncall")
+        subject.alias("#oncall", "C0ONCALL001")
+        await subject.acquire("C0ONCALL001")
+        await subject.acquire("#oncall")
+
+    asyncio.run(by_name_then_id())
+
+    assert fake.sleeps == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_alias_shares_hold() -> None:
+    subject, _ = limiter(0.0)
+    subject.alias("#oncall", "C0ONCALL001")
+    subject.hold("#oncall", 5.0)
+
+    assert asyncio.run(subject.acquire("C0ONCALL001")) == pytest.approx(5.0)

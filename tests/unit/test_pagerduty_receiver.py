@@ -21,11 +21,13 @@ from handlers.pagerduty import (
     SUMMARY_MAX,
     PagerDutyReceiver,
     fit_event,
+    routing_key_id,
     trigger_payload,
 )
 from schemas.records import EventKind, IncidentState, Notification, Severity
 
 ROUTING_KEY = "R0UT1NGKEY0UNITTEST0000000000000"
+ROTATED_KEY = "R0TATEDKEY0UNITTEST0000000000000"
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
 
@@ -53,6 +55,21 @@ def receiver(
     built = PagerDutyReceiver(
         "pagerduty-primary",
         SecretStr(ROUTING_KEY),
+        pagerduty_fake.url,
+        timeout_s=5.0,
+    )
+    yield built
+    built._client.close()
+
+
+@pytest.fixture
+def rotated(
+    pagerduty_fake: FakePagerDuty, receiver: PagerDutyReceiver
+) -> Iterator[PagerDutyReceiver]:
+    """The same receiver after a restart with another routing key."""
+    built = PagerDutyReceiver(
+        "pagerduty-primary",
+        SecretStr(ROTATED_KEY),
         pagerduty_fake.url,
         timeout_s=5.0,
     )
@@ -91,7 +108,11 @@ def test_trigger_dedup_key_is_incident_id(
     state = deliver(receiver, make_notification("pagerduty-primary"))
 
     assert pagerduty_fake.alerts_for(ROUTING_KEY) == {INCIDENT_ID: "triggered"}
-    assert state == {"dedup_key": INCIDENT_ID, "last_action": "trigger"}
+    assert state == {
+        "dedup_key": INCIDENT_ID,
+        "last_action": "trigger",
+        "routing_key_id": routing_key_id(ROUTING_KEY),
+    }
 
 
 def test_trigger_carries_payload(
@@ -312,6 +333,7 @@ def test_oversized_event_drops_custom_details(
         deliver(receiver, notification)
 
     sent = pagerduty_fake.events[0]["payload"]
+    assert len(pagerduty_fake.requests[0].body) <= EVENT_MAX_BYTES
     assert "blob" not in json.dumps(sent)
     assert "over the 524288 byte limit" in sent["custom_details"]["truncated"]
     assert pagerduty_fake.alerts == {INCIDENT_ID: "triggered"}
@@ -332,3 +354,96 @@ def test_event_too_large_without_details_is_permanent() -> None:
 
     assert excinfo.value.retriable is False
     assert INCIDENT_ID in str(excinfo.value)
+
+
+# The routing key that triggered an incident
+
+
+def test_ack_after_key_change_fails(
+    receiver: PagerDutyReceiver,
+    rotated: PagerDutyReceiver,
+    pagerduty_fake: FakePagerDuty,
+) -> None:
+    state = deliver(receiver, make_notification("pagerduty-primary"))
+
+    with pytest.raises(DeliveryError) as excinfo:
+        deliver(rotated, ACKNOWLEDGED, state)
+
+    assert excinfo.value.retriable is False
+    assert routing_key_id(ROUTING_KEY) in str(excinfo.value)
+    assert routing_key_id(ROTATED_KEY) in str(excinfo.value)
+    assert len(pagerduty_fake.requests) == 1
+    assert pagerduty_fake.alerts_for(ROTATED_KEY) == {}
+    assert pagerduty_fake.alerts_for(ROUTING_KEY) == {INCIDENT_ID: "triggered"}
+
+
+def test_key_change_error_hides_keys(
+    receiver: PagerDutyReceiver, rotated: PagerDutyReceiver
+) -> None:
+    state = deliver(receiver, make_notification("pagerduty-primary"))
+
+    with pytest.raises(DeliveryError) as excinfo:
+        deliver(rotated, RESOLVED, state)
+
+    for key in (ROUTING_KEY, ROTATED_KEY):
+        assert key not in str(excinfo.value)
+        assert key not in repr(excinfo.value)
+
+
+def test_escalation_after_key_change_fails(
+    receiver: PagerDutyReceiver,
+    rotated: PagerDutyReceiver,
+    pagerduty_fake: FakePagerDuty,
+) -> None:
+    state = deliver(receiver, make_notification("pagerduty-primary"))
+    escalated = transition(EventKind.ESCALATED, IncidentState.OPEN, 2)
+
+    with pytest.raises(DeliveryError):
+        deliver(rotated, escalated, state)
+
+    assert pagerduty_fake.alerts_for(ROTATED_KEY) == {}
+
+
+def test_resolve_with_same_key_keeps_id(
+    receiver: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    state = deliver(receiver, make_notification("pagerduty-primary"))
+    state = deliver(receiver, ACKNOWLEDGED, state)
+    state = deliver(receiver, RESOLVED, state)
+
+    assert state["routing_key_id"] == routing_key_id(ROUTING_KEY)
+    assert pagerduty_fake.alerts_for(ROUTING_KEY) == {INCIDENT_ID: "resolved"}
+
+
+def test_reopen_after_resolve_uses_new_key(
+    receiver: PagerDutyReceiver,
+    rotated: PagerDutyReceiver,
+    pagerduty_fake: FakePagerDuty,
+) -> None:
+    state = deliver(receiver, make_notification("pagerduty-primary"))
+    state = deliver(receiver, RESOLVED, state)
+    reopened = transition(EventKind.REOPENED, IncidentState.OPEN, 4)
+
+    state = deliver(rotated, reopened, state)
+
+    assert state["routing_key_id"] == routing_key_id(ROTATED_KEY)
+    assert pagerduty_fake.alerts_for(ROTATED_KEY) == {INCIDENT_ID: "triggered"}
+
+
+def test_state_without_key_id_sends(
+    rotated: PagerDutyReceiver, pagerduty_fake: FakePagerDuty
+) -> None:
+    # State stored before the routing key was recorded.
+    state = {"dedup_key": INCIDENT_ID, "last_action": "trigger"}
+
+    deliver(rotated, ACKNOWLEDGED, state)
+
+    assert [e["event_action"] for e in pagerduty_fake.events] == ["acknowledge"]
+
+
+def test_key_id_hides_routing_key() -> None:
+    key_id = routing_key_id(ROUTING_KEY)
+
+    assert len(key_id) == 12
+    assert key_id not in ROUTING_KEY
+    assert key_id != routing_key_id(ROTATED_KEY)

@@ -13,6 +13,7 @@ from streams.escalate.policy import (
     CONSOLE,
     Plan,
     due_escalation,
+    message_updates,
     plan_for,
     policy_levels,
     receivers_for,
@@ -213,3 +214,53 @@ def test_nothing_due_after_resolve() -> None:
     receivers_for(plan, make_event(kind=EventKind.RESOLVED, seq=2))
 
     assert due_escalation(plan, OPENED_S + 5000) is None
+
+
+# message_updates: Slack messages kept current on transitions to others
+
+SLACK = {"slack-oncall"}
+
+
+def updates_after(event: IncidentEvent, muted: bool = False) -> list[str]:
+    """Apply `event` to a plan that notified level 0 and return its message updates."""
+    plan = opened_plan()
+    receivers = receivers_for(plan, event, muted)
+    return message_updates(plan, event, receivers, SLACK, muted)
+
+
+def test_escalation_updates_slack_message() -> None:
+    assert updates_after(escalated(1)) == ["slack-oncall"]
+
+
+def test_escalation_while_muted_updates_nothing() -> None:
+    assert updates_after(escalated(1), muted=True) == []
+
+
+def test_acknowledgement_to_slack_needs_no_update() -> None:
+    ack = make_event(kind=EventKind.ACKNOWLEDGED, seq=2)
+
+    # The acknowledgement reaches the Slack receiver itself.
+    assert updates_after(ack) == []
+
+
+def test_repeat_updates_no_message() -> None:
+    repeated = make_event(kind=EventKind.REPEATED, seq=2)
+
+    assert updates_after(repeated) == []
+
+
+def test_unnotified_resolve_updates_nothing() -> None:
+    plan = opened_plan()
+    plan.send_resolved = False
+    resolved = make_event(kind=EventKind.RESOLVED, seq=2)
+    receivers = receivers_for(plan, resolved)
+
+    assert message_updates(plan, resolved, receivers, SLACK) == []
+
+
+def test_slack_never_notified_gets_no_update() -> None:
+    plan = opened_plan()
+    event = escalated(1)
+    receivers = receivers_for(plan, event)
+
+    assert message_updates(plan, event, receivers, {"slack-ml"}) == []

@@ -75,7 +75,7 @@ def test_first_notification_posts_message(slack: FakeSlack) -> None:
 
     messages = slack.messages
     assert [m["method"] for m in messages] == ["chat.postMessage"]
-    assert state == {"ts": messages[0]["ts"], "channel": CHANNEL}
+    assert state == {"ts": messages[0]["ts"], "channel": slack.channel_id(CHANNEL)}
 
 
 def test_open_message_has_both_buttons(slack: FakeSlack) -> None:
@@ -204,6 +204,48 @@ def test_logs_hide_token(slack: FakeSlack, caplog: pytest.LogCaptureFixture) -> 
     assert TOKEN not in caplog.text
 
 
+def message_update(kind: EventKind = EventKind.ESCALATED) -> Notification:
+    """Return a transition that targets other receivers, for the message only."""
+    notification = make_notification(kind=kind, seq=3, level=1)
+    return notification.model_copy(update={"message_update": True})
+
+
+def test_message_update_edits_posted_message(slack: FakeSlack) -> None:
+    receiver = receiver_for(slack)
+    state = deliver(receiver, make_notification(), {})
+
+    after = deliver(receiver, message_update(), state)
+
+    assert after == state
+    methods = [m["method"] for m in slack.messages]
+    assert methods == ["chat.postMessage", "chat.update", "chat.postMessage"]
+    current = slack.message(CHANNEL, state["ts"])
+    assert current is not None
+    assert current["method"] == "chat.update"
+
+
+def test_message_update_replies_in_thread(slack: FakeSlack) -> None:
+    receiver = receiver_for(slack)
+    state = deliver(receiver, make_notification(), {})
+    update = message_update()
+
+    deliver(receiver, update, state)
+
+    reply = slack.messages[-1]
+    assert reply["thread_ts"] == state["ts"]
+    assert (reply["text"] or "").startswith("escalated by")
+    assert reply["metadata"] is not None
+    assert reply["metadata"]["event_payload"] == {"key": update.notification_id}
+    assert update.notification_id == "g1-1:3:slack-oncall"
+
+
+def test_message_update_without_post_sends_nothing(slack: FakeSlack) -> None:
+    state = deliver(receiver_for(slack), message_update(), {})
+
+    assert state == {}
+    assert slack.requests == []
+
+
 # Idempotent retries and channel limits
 
 
@@ -238,7 +280,7 @@ def test_dropped_post_not_posted_twice(slack: FakeSlack) -> None:
     assert excinfo.value.outcome_unknown is True
     posts = root_posts(slack)
     assert len(posts) == 1
-    assert state == {"ts": posts[0]["ts"], "channel": CHANNEL}
+    assert state == {"ts": posts[0]["ts"], "channel": slack.channel_id(CHANNEL)}
 
 
 def test_retry_after_lost_response_reuses_message(slack: FakeSlack) -> None:
@@ -344,6 +386,26 @@ def test_messages_spaced_per_channel(slack: FakeSlack) -> None:
 
     # Post, then update and reply: two waits of one interval each.
     assert fake_time.sleeps == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_channel_name_and_id_share_limit(slack: FakeSlack) -> None:
+    fake_time = FakeTime()
+    limiter = KeyedRateLimiter(1.0, fake_time.clock, fake_time.sleep)
+    by_name = receiver_for(slack, limiter=limiter)
+    by_id = SlackReceiver(
+        "slack-oncall-id",
+        slack.channel_id(CHANNEL),
+        SecretStr(TOKEN),
+        slack.url + "/api/",
+        timeout_s=5.0,
+        limiter=limiter,
+    )
+
+    deliver(by_name, make_notification(), {})
+    deliver(by_id, make_notification(seq=2), {})
+
+    # The second post names the channel by the ID Slack returned for the first.
+    assert fake_time.sleeps == [pytest.approx(1.0)]
 
 
 def test_rate_limit_holds_channel(slack: FakeSlack) -> None:
