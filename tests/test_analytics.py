@@ -161,6 +161,33 @@ def test_timelines_follow_plan(worker: Worker) -> None:
             assert first_at["resolved"] == minutes(planned.resolved_min), name
 
 
+def listed_ids(worker: Worker, query: str) -> list[str]:
+    listing = worker.get(f"/incidents?{query}")
+    return sorted(incident["incident_id"] for incident in listing["incidents"])
+
+
+def planned_ids(*names: str) -> list[str]:
+    return sorted(p.incident_id for p in PLAN if p.name in names)
+
+
+def test_incident_list_filters_and_pages(worker: Worker) -> None:
+    assert listed_ids(worker, "service=billing") == planned_ids("c", "d")
+    assert listed_ids(worker, "severity=high") == planned_ids("a", "d", "e")
+    assert listed_ids(worker, "service=api&state=acknowledged") == planned_ids("e")
+    first = worker.get("/incidents?service=api&limit=2")
+    second = worker.get("/incidents?service=api&limit=2&offset=2")
+    assert first["total"] == 3
+    assert len(first["incidents"]) == 2
+    assert len(second["incidents"]) == 1
+    paged = first["incidents"] + second["incidents"]
+    assert sorted(i["incident_id"] for i in paged) == planned_ids("a", "b", "e")
+
+    with pytest.raises(client.WebViewError) as rejected:
+        worker.get("/incidents?severity=urgent")
+    assert "HTTP 400" in str(rejected.value)
+    assert "urgent" in str(rejected.value)
+
+
 def test_replayed_windows_survive_cleanup(worker: Worker) -> None:
     before = settled_rows(worker, "hourly")
     # Several sweeps at 0.5 s; faust's own sweep compares with wall time,
