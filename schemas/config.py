@@ -63,7 +63,8 @@ class Route(Strict):
     """Send incidents whose labels equal every `match` entry to `policy`.
 
     `group_by` names the labels whose values make one group: alerts of a
-    group share one incident. Without it each alert is its own group.
+    group share one incident. Without it, alerts that Alertmanager sent
+    under one groupKey make one group, and any other alert is its own.
     `group_wait` delays the first notification of a new incident, so alerts
     of one group that fire together page once and an alert that clears
     within it pages no one. It also delays every escalation level.

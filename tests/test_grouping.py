@@ -150,3 +150,55 @@ def test_repeat_interval_repages_until_acknowledged(workers: WorkerFactory) -> N
         "two intervals pass",
     )
     assert notified(worker, incident_id).count("repeated") == count
+
+
+def test_silence_holds_repeats_until_expired(workers: WorkerFactory) -> None:
+    config = route_config(repeat_interval="2s")
+    worker = workers.start(workers.write_config(config), {"TOCSIN_CLOCK": "live"})
+    started = datetime.now(UTC)
+    alert = {"labels": {"alertname": "DiskFull"}, "starts_at": started.isoformat()}
+    worker.post("/alerts", {"alerts": [alert]})
+    incident = wait_for(lambda: (f := worker.incidents()) and f[0], 30, "opened")
+    incident_id = incident["incident_id"]
+    wait_for(
+        lambda: notified(worker, incident_id)[:2] == ["opened", "repeated"],
+        30,
+        "repeated before the silence",
+    )
+
+    # The incident paged before the silence began: its repeats are held.
+    body = {"matchers": ["alertname=DiskFull"], "duration": "1h", "created_by": "dana"}
+    silence_id = worker.post("/silences", body)["silence"]["silence_id"]
+
+    def held_repeats() -> list[dict[str, Any]]:
+        return [
+            e["details"]
+            for e in timeline(worker, incident_id)
+            if e["kind"] == "suppressed" and e["details"]["transition"] == "repeated"
+        ]
+
+    held = wait_for(held_repeats, 30, "repeat suppressed")[0]
+    assert held["reason"] == "silenced"
+    assert held["silence_id"] == silence_id
+    count = notified(worker, incident_id).count("repeated")
+    silenced_at = datetime.now(UTC)
+    wait_for(
+        lambda: datetime.now(UTC) - silenced_at > timedelta(seconds=5),
+        10,
+        "two intervals pass",
+    )
+    assert notified(worker, incident_id).count("repeated") == count
+    assert len(held_repeats()) == 1
+
+    # Once the silence expires the held repeat goes out, and the resolve too.
+    worker.post(f"/silences/{silence_id}/expire", {"actor": "dana"})
+    wait_for(
+        lambda: notified(worker, incident_id).count("repeated") > count,
+        30,
+        "repeat after the silence",
+    )
+    resolved = {**alert, "status": "resolved", "ends_at": datetime.now(UTC).isoformat()}
+    worker.post("/alerts", {"alerts": [resolved]})
+    wait_for(
+        lambda: "resolved" in notified(worker, incident_id), 30, "resolve notified"
+    )

@@ -113,6 +113,16 @@ def test_inhibited_resolve_reaches_pagerduty(
     second = incident_for(worker, alertname="ClusterDown")
     wait_for(lambda: pagerduty.alerts_for(ROUTING_KEY).get(second), 30, "A2 paged")
 
+    def inhibition() -> Any:
+        events = timeline(worker, first)
+        muted = ("muted", "suppressed")
+        return next((e["details"] for e in events if e["kind"] in muted), None)
+
+    details = wait_for(inhibition, 30, "A1 inhibited by A2")
+    assert details["reason"] == "inhibited"
+    assert details["alertname"] == "ClusterDown"
+    assert details["by"] in worker.get(f"/incidents/{second}")["firing"]
+
     # A1 resolves while A2 still inhibits it, then A2 resolves.
     post(worker, "NodeDown", "resolved", now, cluster="eu", host="h1")
     wait_for(

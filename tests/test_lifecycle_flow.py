@@ -88,6 +88,46 @@ def test_note_and_ack_survive_repeated_alert(workers: WorkerFactory) -> None:
     assert kinds.count("opened") == 1
 
 
+def test_note_and_ack_survive_duplicate_alert(workers: WorkerFactory) -> None:
+    worker = workers.start(workers.write_config(config()))
+    alert = {"labels": {"alertname": "DiskFull"}, "starts_at": T0.isoformat()}
+    worker.post("/alerts", {"alerts": [alert]})
+    incident = wait_for(lambda: (f := worker.incidents()) and f[0], 30, "opened")
+    incident_id = incident["incident_id"]
+    worker.post(
+        f"/incidents/{incident_id}/notes", {"actor": "erin", "note": "disk swap"}
+    )
+    worker.post(f"/incidents/{incident_id}/acknowledge", {"actor": "erin"})
+    wait_for(
+        lambda: worker.get(f"/incidents/{incident_id}")["state"] == "acknowledged",
+        30,
+        "acknowledged",
+    )
+
+    # The same firing alert again: once as sent before, once with a later
+    # start, which records a duplicate on the open incident.
+    worker.post("/alerts", {"alerts": [alert]})
+    later = {**alert, "starts_at": (T0 + timedelta(minutes=1)).isoformat()}
+    worker.post("/alerts", {"alerts": [later]})
+
+    def duplicates() -> list[dict[str, Any]]:
+        return [
+            e["details"]
+            for e in timeline(worker, incident_id)
+            if e["kind"] == "suppressed" and e["details"]["reason"] == "duplicate"
+        ]
+
+    wait_for(duplicates, 30, "duplicate recorded")
+    detail = worker.get(f"/incidents/{incident_id}")
+    assert detail["state"] == "acknowledged"
+    assert detail["acknowledged_by"] == "erin via http"
+    assert [n["note"] for n in detail["notes"]] == ["disk swap"]
+    assert len(duplicates()) == 1
+    kinds = [e["kind"] for e in timeline(worker, incident_id)]
+    assert kinds.count("opened") == 1
+    assert len(worker.incidents()) == 1
+
+
 def test_resolved_incident_rejects_ack(workers: WorkerFactory) -> None:
     worker = workers.start(workers.write_config(config()))
     send_metric(worker, "api", 95.0, T0)

@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import urllib.parse
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -287,14 +288,47 @@ def silence() -> None:
     """Create, list and expire silences."""
 
 
+def _aware_datetime(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> datetime | None:
+    """Parse an ISO 8601 option value that must name its time zone."""
+    if value is None:
+        return None
+    example = "e.g. 2024-07-01T02:00:00Z or 2024-07-01T04:00:00+02:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date and time, {example}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no time zone. Add one, {example}")
+    return parsed
+
+
 @silence.command("add")
 @click.argument("matchers", nargs=-1, required=True)
-@click.option("--duration", default="2h", show_default=True, help="How long, e.g. 30m.")
+@click.option(
+    "--start",
+    callback=_aware_datetime,
+    help="When the silence starts, ISO 8601 with a time zone (default: now).",
+)
+@click.option(
+    "--duration",
+    default="2h",
+    show_default=True,
+    help="How long from its start, e.g. 30m.",
+)
 @click.option("--comment", default="", help="Why.")
 @click.option("--author", default=lambda: os.environ.get("USER", "cli"), help="Who.")
 @click.option("--url", default=WEB_URL, show_default=True, help="Web view URL.")
 def silence_add(
-    matchers: tuple[str, ...], duration: str, comment: str, author: str, url: str
+    matchers: tuple[str, ...],
+    start: datetime | None,
+    duration: str,
+    comment: str,
+    author: str,
+    url: str,
 ) -> None:
     """Silence incidents whose labels match every MATCHER (name=value, =~, !=, !~)."""
     body = {
@@ -303,12 +337,17 @@ def silence_add(
         "comment": comment,
         "created_by": author,
     }
+    if start is not None:
+        body["starts_at"] = start.isoformat()
     try:
         answer = client.request(url, "/silences", body)
     except client.WebViewError as exc:
         raise click.ClickException(str(exc)) from exc
     created = answer["silence"]
-    click.echo(f"{created['silence_id']}  until {created['ends_at']}")
+    span = f"until {created['ends_at']}"
+    if start is not None:
+        span = f"from {created['starts_at']} {span}"
+    click.echo(f"{created['silence_id']}  {span}")
 
 
 @silence.command("list")

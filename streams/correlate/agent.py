@@ -24,6 +24,7 @@ from streams.correlate.lifecycle import (
     Reopening,
     apply_alert,
     apply_command,
+    is_stale_firing,
     resolve_timeout_at,
     trim_timeline,
 )
@@ -88,11 +89,14 @@ def register(pipeline: Pipeline) -> None:
         if alert is None:
             return
         pipeline.clock.observe(alert.at)
-        firing = alert.status is AlertStatus.FIRING
-        track_firing(pipeline, alert.fingerprint, alert.labels if firing else None)
         group = _load_group(groups, alert.group_key)
         current = group.open_incident or group.last_incident
         incident = _load_incident(incidents, current)
+        # A stale firing report must not make the alert inhibit others again.
+        firing = alert.status is AlertStatus.FIRING
+        if firing and incident is not None and is_stale_firing(incident, alert):
+            firing = False
+        track_firing(pipeline, alert.fingerprint, alert.labels if firing else None)
         previous = incident
         policy = pipeline.config.policy_for(alert.labels)
         found = pipeline.config.route_for(alert.labels)

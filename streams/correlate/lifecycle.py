@@ -320,6 +320,9 @@ def apply_alert(
     group.remember(alert.event_id)
     rules = rules or GroupRules()
     earlier = catch_up_all(group, incident, alert.at) if incident is not None else []
+    if incident is not None and is_stale_firing(incident, alert):
+        # Checked before the flapping count: a stale report is no state change.
+        return incident, earlier + _record_stale(incident, alert)
     flaps = record_change(group, alert, rules.flapping)
     if alert.status is AlertStatus.FIRING:
         incident, events = _apply_firing(
@@ -360,7 +363,11 @@ def _apply_firing(
     previous = incident
     if previous is not None and previous.state is IncidentState.RESOLVED:
         since_s = (alert.at - (previous.resolved_at or alert.at)).total_seconds()
-        if since_s <= reopening.reopen_window_s:
+        # Without a reopen window nothing reopens: a firing alert stamped at
+        # or before the resolve that is not stale is a new alert, which
+        # opens a new incident linked to this one as a recurrence.
+        reopens = reopening.reopen_window_s > 0
+        if reopens and since_s <= reopening.reopen_window_s:
             events = _reopen(group, previous, alert.at, alert.source, flaps)
             if events:
                 previous.firing = [alert.fingerprint]
@@ -426,6 +433,63 @@ def _apply_firing(
         added,
         *note_group_change(incident, alert, rules.group_interval_s),
     ]
+
+
+def is_stale_firing(incident: Incident, alert: Alert) -> bool:
+    """Return whether a firing alert reports nothing newer than a resolve.
+
+    A firing alert that arrives late or out of order, stamped at or before
+    the moment the resolved incident last learned that alert's state, is
+    stale: the alert was still firing when a person or timeout resolved the
+    incident, or the alert resolved at or after the stamp. Such a report
+    neither reopens the incident nor opens a new one, whatever the reopen
+    window. A firing alert stamped after its own resolve is a new episode.
+    """
+    if alert.status is not AlertStatus.FIRING:
+        return False
+    if incident.state is not IncidentState.RESOLVED:
+        return False
+    known_at = _state_known_at(incident, alert.fingerprint)
+    return known_at is not None and alert.at <= known_at
+
+
+def _state_known_at(incident: Incident, fingerprint: str) -> datetime | None:
+    """Return the latest time at which a resolved incident knew an alert's state.
+
+    For an alert still firing at the resolve that is the resolve itself, and
+    otherwise the alert's latest `alert_resolved` event. None means the
+    incident never had the alert.
+    """
+    if fingerprint in incident.firing:
+        return incident.resolved_at
+    # NOTE: an alert whose `alert_resolved` event was trimmed off the
+    # timeline counts as one the incident never had.
+    for event in reversed(incident.timeline):
+        if event["kind"] != EventKind.ALERT_RESOLVED:
+            continue
+        if event["details"].get("fingerprint") == fingerprint:
+            return datetime.fromisoformat(event["at"])
+    return None
+
+
+def _record_stale(incident: Incident, alert: Alert) -> list[IncidentEvent]:
+    """Record a stale firing alert on the resolved incident's timeline.
+
+    The stale reports share the duplicates' budget of recorded events.
+    """
+    incident.duplicates += 1
+    if incident.duplicates > DUPLICATES_RECORDED:
+        return []
+    # Stamped at the resolve, so the timeline stays in time order.
+    resolved_at = incident.resolved_at or alert.at
+    details = {
+        "reason": "stale",
+        "fingerprint": alert.fingerprint,
+        "event_id": alert.event_id,
+        "alert_at": alert.at.isoformat(),
+    }
+    suppressed = EventKind.SUPPRESSED
+    return [incident.append(suppressed, resolved_at, alert.source, details)]
 
 
 def _wait_for_group(group: Group, alert: Alert, min_alerts: int) -> list[Alert] | None:

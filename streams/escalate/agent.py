@@ -20,11 +20,13 @@ from schemas.records import (
 from streams import topics
 from streams.deadletter import describe_validation_error
 from streams.escalate.policy import (
+    MUTABLE_KINDS,
     Directory,
     LevelPlan,
     Plan,
     ack_timed_out,
     due_escalation,
+    hold_reason,
     message_updates,
     plan_for,
     receivers_for,
@@ -40,17 +42,6 @@ if TYPE_CHECKING:
     from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
-
-# Transitions that page a level, and so are held while the incident is muted.
-NOTIFYING_KINDS = frozenset(
-    {
-        EventKind.OPENED,
-        EventKind.REOPENED,
-        EventKind.ESCALATED,
-        EventKind.ACK_TIMED_OUT,
-        EventKind.STABILIZED,
-    }
-)
 
 
 def register(pipeline: Pipeline) -> None:
@@ -75,7 +66,11 @@ def register(pipeline: Pipeline) -> None:
             at = datetime.fromtimestamp(now, UTC)
             if live and plan.held and not plan.flapping:
                 await _release_if_unmuted(pipeline, plan, sent)
-            if live and repeat_due(plan, now):
+            # Only a repeat already held waits for the mute to end.
+            muted = plan.repeat_held and (
+                mute_reason(pipeline, plan.labels, at) is not None
+            )
+            if live and repeat_due(plan, now, muted):
                 await _request_repeat(pipeline, plan, sent)
             if ack_timed_out(plan, now):
                 await _request_ack_timeout(pipeline, plan, at, sent)
@@ -242,11 +237,10 @@ async def _apply(
 
     if event.details.get("flapping") is True:
         plan.flapping = True
-    muted = None
-    if event.kind in NOTIFYING_KINDS:
-        muted = mute_reason(pipeline, event.labels, event.at)
-        if muted is None and plan.flapping and event.kind is not EventKind.STABILIZED:
-            muted = {"reason": "flapping"}
+    mute = None
+    if event.kind in MUTABLE_KINDS:
+        mute = mute_reason(pipeline, event.labels, event.at)
+    muted = hold_reason(plan, event, mute)
     receivers = receivers_for(plan, event, muted is not None, directory)
     if plan.unresolved:
         await _record_unresolved(pipeline, event, plan.unresolved)

@@ -30,6 +30,23 @@ MESSAGE_UPDATE_KINDS = frozenset(
     }
 )
 
+# Transitions that page a level, and so are held while the incident is muted.
+PAGING_KINDS = frozenset(
+    {
+        EventKind.OPENED,
+        EventKind.REOPENED,
+        EventKind.ESCALATED,
+        EventKind.ACK_TIMED_OUT,
+        EventKind.STABILIZED,
+    }
+)
+# Transitions that remind the receivers already paged, and so are held while
+# the incident is muted or flapping too.
+REMINDER_KINDS = frozenset({EventKind.REPEATED, EventKind.GROUP_UPDATED})
+# Every transition a silence, maintenance window, inhibition or flapping
+# holds. Acknowledgements and resolves are never held.
+MUTABLE_KINDS = PAGING_KINDS | REMINDER_KINDS
+
 
 class LevelPlan(BaseModel):
     """One step of a plan: its delay after the plan's start and its target keys."""
@@ -57,6 +74,9 @@ class Plan(BaseModel):
     # unacknowledged; 0 turns them off.
     repeat_interval_s: float = 0.0
     repeats: int = 0
+    # A repeat fell due while the incident was muted or flapping: the next
+    # one waits for the mute to end.
+    repeat_held: bool = False
     last_notified_at: float | None = None
     acknowledged: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
@@ -205,9 +225,13 @@ def _receivers(
     if event.kind is EventKind.ESCALATED:
         return _reach_level(plan, event.level, muted, event.at, directory)
     if event.kind is EventKind.REPEATED:
-        if plan.held or plan.flapping or plan.acknowledged or not plan.notified:
+        if plan.held or plan.acknowledged or not plan.notified:
             return []
+        # A held repeat still counts, so the next one is a new request.
         plan.repeats += 1
+        plan.repeat_held = muted or plan.flapping
+        if plan.repeat_held:
+            return []
         return list(plan.notified)
     if event.kind is EventKind.FLAPPING:
         plan.flapping = True
@@ -224,7 +248,7 @@ def _receivers(
         plan.held = False
         return _reach_level(plan, plan.level, False, event.at, directory)
     if event.kind is EventKind.GROUP_UPDATED:
-        if plan.held or plan.flapping:
+        if muted or plan.held or plan.flapping:
             return []
         return list(plan.notified)
     if event.kind in FOLLOW_UP_KINDS:
@@ -285,11 +309,41 @@ def message_updates(
     ]
 
 
-def repeat_due(plan: Plan, now: float) -> bool:
-    """Return whether an open, unacknowledged incident is due a repeat at `now`."""
+def hold_reason(
+    plan: Plan, event: IncidentEvent, mute: dict[str, str] | None
+) -> dict[str, str] | None:
+    """Return why `event` notifies no one, or None if it is not held.
+
+    `mute` is the silence, maintenance window or inhibition that mutes the
+    incident's labels at the event's time, if any. A flapping incident holds
+    back every notifying transition but its stabilization. A reminder (a repeat
+    or group update) is only held when it would reach someone: a plan whose
+    page is held or that paged no one yet sends it to no one anyway.
+    """
+    if event.kind not in MUTABLE_KINDS:
+        return None
+    if event.kind in REMINDER_KINDS and (plan.held or not plan.notified):
+        return None
+    if mute is not None:
+        return mute
+    if plan.flapping and event.kind is not EventKind.STABILIZED:
+        return {"reason": "flapping"}
+    return None
+
+
+def repeat_due(plan: Plan, now: float, muted: bool = False) -> bool:
+    """Return whether an open, unacknowledged incident is due a repeat at `now`.
+
+    `muted` is whether a silence, maintenance window or inhibition mutes the
+    incident now. A due repeat is requested even while muted, so its hold is
+    recorded, but once one is held the next waits until the mute ends and
+    then goes out at once.
+    """
     if plan.repeat_interval_s <= 0 or plan.last_notified_at is None:
         return False
     if plan.held or plan.acknowledged or not plan.notified:
+        return False
+    if plan.repeat_held and (muted or plan.flapping):
         return False
     return now >= plan.last_notified_at + plan.repeat_interval_s
 

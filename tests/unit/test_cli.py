@@ -145,3 +145,70 @@ def test_config_check_valid_file_counts(tmp_path: Path) -> None:
     assert result.output.endswith(
         "valid: 0 rules, 0 policies, 1 receiver, 0 schedules, 0 runbooks\n"
     )
+
+
+def test_silence_add_scheduled_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[Any] = []
+
+    def request(url: str, path: str, body: Any = None) -> dict[str, Any]:
+        assert path == "/silences"
+        sent.append(body)
+        silence = {
+            "silence_id": "s-1",
+            "starts_at": "2030-07-01T00:00:00Z",
+            "ends_at": "2030-07-01T02:00:00Z",
+        }
+        return {"silence": silence}
+
+    monkeypatch.setattr(client, "request", request)
+    args = ["silence", "add", "service=db", "--start", "2030-07-01T02:00:00+02:00"]
+
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 0, result.output
+    assert sent[0]["starts_at"] == "2030-07-01T02:00:00+02:00"
+    assert sent[0]["duration"] == "2h"
+    assert result.output == (
+        "s-1  from 2030-07-01T00:00:00Z until 2030-07-01T02:00:00Z\n"
+    )
+
+
+def test_silence_add_starts_now_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[Any] = []
+
+    def request(url: str, path: str, body: Any = None) -> dict[str, Any]:
+        sent.append(body)
+        return {"silence": {"silence_id": "s-1", "ends_at": "2030-07-01T02:00:00Z"}}
+
+    monkeypatch.setattr(client, "request", request)
+
+    result = CliRunner().invoke(main, ["silence", "add", "service=db"])
+
+    assert result.exit_code == 0, result.output
+    assert "starts_at" not in sent[0]
+    assert result.output == "s-1  until 2030-07-01T02:00:00Z\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("tomorrow", "'tomorrow' is not an ISO 8601 date and time"),
+        ("2030-07-01T02:00:00", "'2030-07-01T02:00:00' has no time zone"),
+    ],
+)
+def test_silence_add_rejects_invalid_start(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    def request(url: str, path: str, body: Any = None) -> dict[str, Any]:
+        raise AssertionError("an invalid start must not reach the web view")
+
+    monkeypatch.setattr(client, "request", request)
+
+    result = CliRunner().invoke(
+        main, ["silence", "add", "service=db", "--start", value]
+    )
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--start'" in result.output
+    assert message in result.output
+    assert "e.g. 2024-07-01T02:00:00Z" in result.output

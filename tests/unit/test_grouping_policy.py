@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from factories import make_event
+from factories import at, make_event
 
 from schemas.config import Config, EscalationLevel
 from schemas.records import EventKind
 from streams.correlate.identity import alert_identity, group_key_for
-from streams.escalate.policy import plan_for, receivers_for, repeat_due
+from streams.escalate.policy import (
+    Plan,
+    hold_reason,
+    plan_for,
+    receivers_for,
+    repeat_due,
+)
 
 LEVELS = [
     EscalationLevel(delay=timedelta(0), targets=["pager"]),
@@ -111,3 +117,78 @@ def test_acknowledgement_stops_repeats() -> None:
     receivers_for(plan, make_event(kind=EventKind.ACKNOWLEDGED))
     assert not repeat_due(plan, event.at.timestamp() + 3600)
     assert receivers_for(plan, make_event(kind=EventKind.REPEATED)) == []
+
+
+SILENCED = {"reason": "silenced", "silence_id": "s-1", "matchers": "service=api"}
+
+
+def paged_plan() -> Plan:
+    """Return a plan that paged "pager" at 0 s and repeats every hour."""
+    event = make_event(kind=EventKind.OPENED)
+    plan = plan_for(event, LEVELS)
+    plan.repeat_interval_s = 3600.0
+    assert receivers_for(plan, event) == ["pager"]
+    return plan
+
+
+def test_repeat_held_while_silenced() -> None:
+    plan = paged_plan()
+    repeated = make_event(kind=EventKind.REPEATED, seq=2, at=at(3600))
+
+    reason = hold_reason(plan, repeated, SILENCED)
+
+    assert reason == SILENCED
+    assert receivers_for(plan, repeated, muted=True) == []
+    assert plan.repeats == 1
+    assert plan.repeat_held
+
+
+def test_held_repeat_waits_for_unmute() -> None:
+    plan = paged_plan()
+    repeated = make_event(kind=EventKind.REPEATED, seq=2, at=at(3600))
+    receivers_for(plan, repeated, muted=True)
+
+    assert not repeat_due(plan, at(3601).timestamp(), muted=True)
+    assert repeat_due(plan, at(3601).timestamp(), muted=False)
+    again = make_event(kind=EventKind.REPEATED, seq=3, at=at(3601))
+    assert hold_reason(plan, again, None) is None
+    assert receivers_for(plan, again) == ["pager"]
+    assert not plan.repeat_held
+    assert not repeat_due(plan, at(3602).timestamp())
+
+
+def test_group_update_held_while_muted() -> None:
+    plan = paged_plan()
+    window = {"reason": "maintenance", "window": "db-upgrade"}
+    update = make_event(kind=EventKind.GROUP_UPDATED, seq=2, at=at(60))
+
+    assert hold_reason(plan, update, window) == window
+    assert receivers_for(plan, update, muted=True) == []
+
+
+def test_reminders_held_while_flapping() -> None:
+    plan = paged_plan()
+    plan.flapping = True
+    for kind in (EventKind.REPEATED, EventKind.GROUP_UPDATED):
+        event = make_event(kind=kind, seq=2, at=at(3600))
+        assert hold_reason(plan, event, None) == {"reason": "flapping"}, kind
+        assert receivers_for(plan, event, muted=True) == [], kind
+
+
+def test_resolve_never_held() -> None:
+    plan = paged_plan()
+    inhibited = {"reason": "inhibited", "by": "fp-2", "alertname": "NodeDown"}
+    for kind in (EventKind.ACKNOWLEDGED, EventKind.RESOLVED):
+        event = make_event(kind=kind, seq=2, at=at(60))
+        assert hold_reason(plan, event, inhibited) is None, kind
+    resolved = make_event(kind=EventKind.RESOLVED, seq=3, at=at(60))
+    assert receivers_for(plan, resolved, muted=True) == ["pager"]
+
+
+def test_reminder_to_nobody_not_held() -> None:
+    event = make_event(kind=EventKind.OPENED)
+    plan = plan_for(event, LEVELS, delays_s=[120.0, 720.0])
+    receivers_for(plan, event)
+    update = make_event(kind=EventKind.GROUP_UPDATED, seq=2, at=at(60))
+
+    assert hold_reason(plan, update, SILENCED) is None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from factories import GROUP_KEY, at, make_alert, make_command, make_resolved_alert
 
-from schemas.records import CommandKind, EventKind, IncidentState
+from schemas.records import Alert, CommandKind, EventKind, IncidentState
 from streams.correlate.lifecycle import (
+    DUPLICATES_RECORDED,
     Group,
     Incident,
     Reopening,
@@ -77,6 +78,98 @@ def test_note_kept_on_incident() -> None:
     events = apply_command(group, incident, note)
     assert [e.kind for e in events] == [EventKind.NOTE_ADDED]
     assert incident.notes[0]["note"] == "rebooted"
+
+    found, kinds = fire_again(group, incident, 120)
+
+    assert kinds == [EventKind.REOPENED]
+    assert found.incident_id == incident.incident_id
+    assert [n["note"] for n in found.notes] == ["rebooted"]
+
+
+def late_firing(seconds: float, fingerprint: str = "fp-1") -> Alert:
+    """Return a firing alert stamped `seconds` after T0, delivered late."""
+    return make_alert(
+        event_id=f"late-{fingerprint}-{seconds}",
+        fingerprint=fingerprint,
+        at=at(seconds),
+        starts_at=at(seconds),
+    )
+
+
+def test_late_firing_without_window_is_stale() -> None:
+    group, incident = resolved_incident()
+    for seconds in (30, 60):
+        alert = late_firing(seconds)
+        found, events = apply_alert(group, incident, alert, "p", DELAYS_S, Reopening())
+
+        assert found is incident
+        assert [e.kind for e in events] == [EventKind.SUPPRESSED]
+        assert events[0].details["reason"] == "stale"
+        assert events[0].details["event_id"] == alert.event_id
+        assert events[0].at == at(60)
+    assert incident.state is IncidentState.RESOLVED
+    assert group.open_incident is None
+    assert group.incidents_opened == 1
+
+
+def test_late_firing_with_window_is_stale() -> None:
+    group, incident = resolved_incident()
+    found, events = apply_alert(
+        group, incident, late_firing(30), "p", DELAYS_S, REOPENING
+    )
+    assert found is incident
+    assert [e.kind for e in events] == [EventKind.SUPPRESSED]
+    assert incident.state is IncidentState.RESOLVED
+
+
+def test_late_firing_after_person_resolve_is_stale() -> None:
+    group = Group(group_key=GROUP_KEY)
+    incident, _ = apply_alert(group, None, make_alert(), "p", DELAYS_S)
+    assert incident is not None
+    apply_command(group, incident, make_command(CommandKind.RESOLVE, 60))
+    assert incident.firing == ["fp-1"]
+
+    found, events = apply_alert(
+        group, incident, late_firing(45), "p", DELAYS_S, Reopening()
+    )
+
+    assert found is incident
+    assert [e.kind for e in events] == [EventKind.SUPPRESSED]
+    assert incident.state is IncidentState.RESOLVED
+
+
+def test_new_alert_before_resolve_opens_recurrence() -> None:
+    group, incident = resolved_incident()
+    alert = late_firing(50, fingerprint="fp-2")
+
+    found, events = apply_alert(group, incident, alert, "p", DELAYS_S, Reopening())
+
+    assert found is not None
+    assert [e.kind for e in events] == [EventKind.OPENED]
+    assert found.incident_id == f"{GROUP_KEY}-2"
+    assert found.recurrence_of == incident.incident_id
+    assert incident.state is IncidentState.RESOLVED
+
+
+def test_new_alert_before_resolve_reopens_in_window() -> None:
+    group, incident = resolved_incident()
+    alert = late_firing(50, fingerprint="fp-2")
+
+    found, events = apply_alert(group, incident, alert, "p", DELAYS_S, REOPENING)
+
+    assert found is incident
+    assert [e.kind for e in events] == [EventKind.REOPENED]
+
+
+def test_stale_reports_recorded_up_to_limit() -> None:
+    group, incident = resolved_incident()
+    recorded = 0
+    for index in range(DUPLICATES_RECORDED + 3):
+        alert = late_firing(index)
+        _, events = apply_alert(group, incident, alert, "p", DELAYS_S, Reopening())
+        recorded += len(events)
+    assert recorded == DUPLICATES_RECORDED
+    assert incident.state is IncidentState.RESOLVED
 
 
 def test_reopen_command_reopens_resolved() -> None:
