@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+import traceback
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +52,7 @@ from streams.runbooks.render import (
     redact_values,
     render_action,
     secret_fields,
+    secret_forms,
     secret_values,
     template_fields,
 )
@@ -84,6 +86,13 @@ class Run:
     notices: int = 0
     # Tells the timeline commands of a resumed run from the first ones.
     incarnation: str = "0"
+    # Every form of the run's secret values (see `secret_forms`). Records,
+    # notifications and logs of the run show them as REDACTED.
+    secrets: list[str] = field(default_factory=list, repr=False)
+
+    def redact(self, value: Any) -> Any:
+        """Replace the run's secret values inside the strings of a JSON value."""
+        return redact_values(value, self.secrets)
 
     def record(self) -> RunbookRun:
         return RunbookRun(
@@ -94,10 +103,10 @@ class Run:
             status=self.status,
             started_at=self.started_at or self.event.at,
             finished_at=self.finished_at,
-            steps=self.steps,
+            steps=self.redact(self.steps),
             group_key=self.event.group_key,
             target=self.target,
-            reason=self.reason,
+            reason=self.redact(self.reason),
             approved_by=self.approved_by,
             deadline=self.deadline,
         )
@@ -160,7 +169,11 @@ class Runner:
             source="runbook",
             at=self.now(run.event),
             event_kind=kind,
-            details={"run_id": run.run_id, "runbook": run.runbook.name, **details},
+            details={
+                "run_id": run.run_id,
+                "runbook": run.runbook.name,
+                **run.redact(details),
+            },
         )
         await self.pipeline.publish(topics.COMMANDS, run.event.group_key, command)
 
@@ -200,12 +213,15 @@ class Runner:
         message: str,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        """Send `message` about the run's incident to `receivers`."""
+        """Send `message` about the run's incident to `receivers`.
+
+        Secret values in `message` and `extra` are sent redacted.
+        """
         details = {
             "runbook": run.runbook.name,
             "run_id": run.run_id,
-            "message": message,
-            **(extra or {}),
+            "message": run.redact(message),
+            **run.redact(extra or {}),
         }
         event = run.event.model_copy(
             update={"kind": EventKind.RUNBOOK_FINISHED, "details": details}
@@ -231,7 +247,10 @@ class Runner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must fail the run, not leave it running
-            log.exception("runbook run crashed run_id=%s", run.run_id)
+            trace = "".join(traceback.format_exception(exc))
+            log.error(
+                "runbook run crashed run_id=%s\n%s", run.run_id, run.redact(trace)
+            )
             await self.finish(run, "failed", f"internal error: {exc!r}")
         finally:
             self.slots.release(run.run_id)
@@ -248,6 +267,7 @@ class Runner:
             await self.finish(run, "failed", str(exc))
             return
         redacted = self._fields(run, redact=True)
+        run.secrets = secret_forms(secret_values(fields, redacted))
 
         await self._acquire_slot(run)
         await self._mark_running(run, resumed=resume_at is not None)
@@ -341,7 +361,7 @@ class Runner:
                     run.run_id,
                     step.name,
                     attempt,
-                    entry.get("error"),
+                    run.redact(entry.get("error")),
                 )
             if not should_retry(step, attempt, outcome):
                 return outcome
@@ -382,8 +402,9 @@ class Runner:
                     error=f"step timed out after {timeout_s:g} s and was stopped",
                 )
             else:
-                # A program or server may echo a secret back in its output.
-                entry.update(redact_values(result, secret_values(fields, redacted)))
+                # The output may echo a secret back. It leaves the runner
+                # only through record() and notify(), which redact it.
+                entry.update(result)
         entry.setdefault("duration_s", round(time.monotonic() - started, 3))
         return entry
 
