@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -137,3 +139,86 @@ def test_header_error_hides_secret(
     assert error.startswith("value '[redacted]")
     assert "would put a line break in a header" in error
     assert_secret_hidden(pipeline, caplog.text)
+
+
+# Writes its process id and its child's, then hangs with the child.
+HANGS_WITH_CHILD = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+with open(sys.argv[1], "w") as f:
+    f.write(str(os.getpid()) + " " + str(child.pid))
+time.sleep(600)
+"""
+
+
+def alive(pid: int) -> bool:
+    """Return whether `pid` runs; a zombie waiting for its parent does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def hanging_runbook(pid_file: Path) -> Runbook:
+    step = {
+        "name": "hang",
+        "timeout": "10m",
+        "action": {
+            "type": "shell",
+            "argv": [PYTHON, "-c", HANGS_WITH_CHILD, str(pid_file)],
+        },
+    }
+    return Runbook.model_validate(
+        {
+            "name": "restart",
+            "owner": "web",
+            "trigger": {"labels": {"team": "web"}},
+            "dry_run": False,
+            "steps": [step],
+        }
+    )
+
+
+def test_stop_kills_shell_step(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    pipeline = RecordingPipeline()
+    runner = Runner(pipeline)  # type: ignore[arg-type]
+    run = Run(hanging_runbook(pid_file), make_event(), "run-1", "h1", 0)
+
+    async def start_then_stop() -> tuple[int, int]:
+        runner.start(run)
+        task = runner.tasks[run.run_id]
+        await runner._http()
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert not task.done(), pipeline.records(RunbookRun)[-1].steps
+            assert time.monotonic() < deadline, "step never started"
+            await asyncio.sleep(0.05)
+        leader, child = (int(pid) for pid in pid_file.read_text().split())
+        await runner.stop()
+        assert task.done()
+        assert runner._session is None
+        return leader, child
+
+    leader, child = asyncio.run(start_then_stop())
+
+    deadline = time.monotonic() + 10
+    while (alive(leader) or alive(child)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(leader)
+    assert not alive(child)
+    states = pipeline.records(RunbookRun)
+    assert states[-1].status == "running"
+    assert states[-1].process_group is not None
+    assert states[-1].process_group.pgid == leader
+    assert runner.process_groups == {}
+
+
+def test_start_after_stop_ignored() -> None:
+    runner = Runner(RecordingPipeline())  # type: ignore[arg-type]
+    asyncio.run(runner.stop())
+
+    runner.start(Run(secret_runbook(HEADER_STEP), make_event(), "run-1", "h1", 0))
+
+    assert runner.tasks == {}
