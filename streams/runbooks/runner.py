@@ -517,8 +517,9 @@ class Runner:
                 if by_clock or time.monotonic() >= wall_deadline:
                     break
         except asyncio.CancelledError:
-            # The run itself was cancelled: `work` must not outlive it.
+            # The run itself was cancelled, so `work` must end with it.
             task.cancel()
+            await asyncio.wait({task})
             raise
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

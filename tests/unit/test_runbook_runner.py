@@ -189,7 +189,7 @@ def test_stop_kills_shell_step(tmp_path: Path) -> None:
     async def start_then_stop() -> tuple[int, int]:
         runner.start(run)
         task = runner.tasks[run.run_id]
-        await runner._http()
+        session = await runner._http()
         deadline = time.monotonic() + 30
         while not pid_file.exists() or not pid_file.read_text():
             assert not task.done(), pipeline.records(RunbookRun)[-1].steps
@@ -198,6 +198,7 @@ def test_stop_kills_shell_step(tmp_path: Path) -> None:
         leader, child = (int(pid) for pid in pid_file.read_text().split())
         await runner.stop()
         assert task.done()
+        assert session.closed
         assert runner._session is None
         return leader, child
 
