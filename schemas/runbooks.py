@@ -165,7 +165,12 @@ class Step(Strict):
 
 
 class Verification(Strict):
-    """A final check: success may resolve the incident, failure notifies the owner."""
+    """A final check after the last step.
+
+    Success resolves the incident if `resolve_on_success`. Failure fails the
+    run and, with `escalate_on_failure`, notifies the owner's receivers and
+    escalates the incident.
+    """
 
     step: Step
     resolve_on_success: bool = False
