@@ -14,13 +14,21 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from schemas.records import ProcessGroup
 
 log = logging.getLogger(__name__)
 
 # How long a killed group gets to exit before its pipes are abandoned.
 KILL_WAIT_S = 5.0
+PROC = Path("/proc")
+BOOT_ID = PROC / "sys/kernel/random/boot_id"
+# Indexes into the fields of /proc/PID/stat that follow the command name,
+# which start with field 3 (state): see proc(5).
+_STATE, _PGRP, _SESSION, _START_TICKS = 0, 2, 3, 19
 
 
 class ShellRejected(ValueError):
@@ -38,9 +46,76 @@ def check_command(argv: Sequence[str], cwd: str, allowlist: Sequence[str]) -> No
         raise ShellRejected(f"working directory {cwd!r} is not a directory")
 
 
-def _kill_group(process: asyncio.subprocess.Process) -> None:
+def kill_group(pgid: int) -> None:
+    """Send SIGKILL to process group `pgid`; a group that is gone is ignored."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Return the fields of /proc/PID/stat after the command name, or None."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def _boot_id() -> str | None:
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return None
+
+
+def process_group_of(pid: int) -> ProcessGroup | None:
+    """Return the identity of the group that `pid` leads, or None without /proc."""
+    fields = _stat_fields(pid)
+    boot_id = _boot_id()
+    if fields is None or boot_id is None:
+        return None
+    return ProcessGroup(
+        pgid=pid, start_ticks=int(fields[_START_TICKS]), boot_id=boot_id
+    )
+
+
+def _group_running(group: ProcessGroup) -> bool:
+    """Return whether a live process belongs to the recorded group.
+
+    Linux reuses no process id while a group or session of that id exists,
+    so a live process in group and session `pgid` is the recorded group's,
+    unless the leader itself runs with another start time.
+    """
+    found = False
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is None or fields[_STATE] in {"Z", "X"}:
+            continue
+        if int(fields[_PGRP]) != group.pgid or int(fields[_SESSION]) != group.pgid:
+            continue
+        if int(entry.name) == group.pgid:
+            return int(fields[_START_TICKS]) == group.start_ticks
+        found = found or int(fields[_START_TICKS]) >= group.start_ticks
+    return found
+
+
+def kill_recorded_group(
+    group: ProcessGroup,
+) -> Literal["killed", "not_running", "other_machine"]:
+    """Kill a group recorded by an earlier worker process if it still runs.
+
+    Returns "other_machine" without killing anything when the group was
+    recorded under another boot id: another machine, or before a reboot.
+    """
+    if _boot_id() != group.boot_id:
+        return "other_machine"
+    if not _group_running(group):
+        return "not_running"
+    kill_group(group.pgid)
+    log.warning("shell step process group killed pgid=%d", group.pgid)
+    return "killed"
 
 
 async def _read_capped(stream: asyncio.StreamReader | None, limit: int) -> bytes:
@@ -61,12 +136,15 @@ async def run_command(
     allowlist: Sequence[str],
     max_output_bytes: int,
     expected_exit_code: int = 0,
+    on_start: Callable[[int], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Run the command and return its step result.
 
-    Raises ShellRejected before starting anything. If the caller cancels
-    this coroutine (the step timed out), the process group is killed with
-    SIGKILL and the cancellation propagates.
+    `on_start` is awaited with the process id, which is also the process
+    group id, once the program runs. Raises ShellRejected before starting
+    anything. If the caller cancels this coroutine (the step timed out),
+    the process group is killed with SIGKILL and the cancellation
+    propagates.
     """
     check_command(argv, cwd, allowlist)
     started = time.monotonic()
@@ -81,19 +159,21 @@ async def run_command(
     )
     log.info("shell step started pid=%d executable=%s", process.pid, argv[0])
     try:
+        if on_start is not None:
+            await on_start(process.pid)
         stdout, stderr = await asyncio.gather(
             _read_capped(process.stdout, max_output_bytes),
             _read_capped(process.stderr, max_output_bytes),
         )
         exit_code = await process.wait()
-    except asyncio.CancelledError:
-        _kill_group(process)
+    except BaseException:  # cancelled, or `on_start` failed: nothing may outlive it
+        kill_group(process.pid)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), KILL_WAIT_S)
         log.warning("shell step killed pid=%d executable=%s", process.pid, argv[0])
         raise
     # Children left behind by a program that exited are killed too.
-    _kill_group(process)
+    kill_group(process.pid)
     ok = exit_code == expected_exit_code
     return {
         "status": "succeeded" if ok else "failed",

@@ -155,9 +155,8 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _check_runbooks(self) -> Config:
-        problems = runbook_problems(
-            self.runbooks, set(self.receivers), self.shell_allowlist
-        )
+        kinds = {name: receiver.type for name, receiver in self.receivers.items()}
+        problems = runbook_problems(self.runbooks, kinds, self.shell_allowlist)
         if problems:
             # One problem per line; parse_config lists each on its own.
             raise ValueError("\n".join(problems))

@@ -274,6 +274,22 @@ RunStatus = Literal[
 ]
 
 
+class ProcessGroup(BaseModel):
+    """The process group of a shell step in flight, kept so a restart can kill it.
+
+    `pgid` is the leader's process id. `start_ticks` is the leader's start
+    time (field 22 of /proc/PID/stat, in clock ticks after boot), and
+    `boot_id` is the kernel's boot id. They keep a later group that reuses
+    the id, or a group on another machine, from being mistaken for this one.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pgid: int = Field(gt=0)
+    start_ticks: int = Field(ge=0)
+    boot_id: str
+
+
 class RunbookRun(Record):
     """One run of a runbook against an incident, with each step's result.
 
@@ -296,6 +312,9 @@ class RunbookRun(Record):
     approved_by: str | None = None
     deadline: AwareDatetime | None = Field(
         default=None, description="when a pending approval expires"
+    )
+    process_group: ProcessGroup | None = Field(
+        default=None, description="the process group of the shell step in flight"
     )
 
 

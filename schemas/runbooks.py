@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -164,7 +165,12 @@ class Step(Strict):
 
 
 class Verification(Strict):
-    """A final check: success may resolve the incident, failure notifies the owner."""
+    """A final check after the last step.
+
+    Success resolves the incident if `resolve_on_success`. Failure fails the
+    run and, with `escalate_on_failure`, notifies the owner's receivers and
+    escalates the incident.
+    """
 
     step: Step
     resolve_on_success: bool = False
@@ -243,28 +249,48 @@ class Runbook(Strict):
         return steps
 
 
+# Receiver kinds whose notifications show a runbook's message. A PagerDuty
+# receiver sends only trigger, acknowledge and resolve events, and an email
+# receiver builds its body from the incident's fields only. A notify step
+# to either would succeed while the message is dropped.
+MESSAGE_RECEIVER_KINDS = ("console", "slack", "webhook")
+
+
+def _receiver_problem(receiver: str, receivers: Mapping[str, str]) -> str | None:
+    """Describe why runbook messages cannot go to `receiver`, or return None."""
+    kind = receivers.get(receiver)
+    if kind is None:
+        return f"{receiver!r} is not a receiver; defined: {sorted(receivers)}"
+    if kind not in MESSAGE_RECEIVER_KINDS:
+        return (
+            f"receiver {receiver!r} is of type {kind}, which cannot show a "
+            f"runbook message; use a receiver of type "
+            f"{', '.join(MESSAGE_RECEIVER_KINDS)}"
+        )
+    return None
+
+
 def runbook_problems(
-    runbooks: list[Runbook], receivers: set[str], shell_allowlist: list[str]
+    runbooks: list[Runbook], receivers: Mapping[str, str], shell_allowlist: list[str]
 ) -> list[str]:
-    """List references of runbooks to receivers or executables that are not allowed."""
+    """List references of runbooks to receivers or executables that are not allowed.
+
+    `receivers` maps each receiver's name to its type.
+    """
     problems = []
     for index, runbook in enumerate(runbooks):
         where = f"runbooks.{index}"
         for receiver in runbook.owner_receivers:
-            if receiver not in receivers:
-                problems.append(
-                    f"{where}.owner_receivers: {receiver!r} is not a receiver; "
-                    f"defined: {sorted(receivers)}"
-                )
+            problem = _receiver_problem(receiver, receivers)
+            if problem is not None:
+                problems.append(f"{where}.owner_receivers: {problem}")
         for step in runbook.all_steps():
             action = step.action
             if isinstance(action, NotifyAction):
                 for receiver in action.receivers:
-                    if receiver not in receivers:
-                        problems.append(
-                            f"{where} step {step.name!r}: {receiver!r} is not a "
-                            f"receiver; defined: {sorted(receivers)}"
-                        )
+                    problem = _receiver_problem(receiver, receivers)
+                    if problem is not None:
+                        problems.append(f"{where} step {step.name!r}: {problem}")
             if (
                 isinstance(action, ShellAction)
                 and action.argv[0] not in shell_allowlist

@@ -505,6 +505,9 @@ def test_restart_interrupts_running_step(
             "run stored as running",
         )
         worker.kill()
+        pid = int(group.read_text())
+        # The program has a session of its own, so the crash left it running.
+        assert alive(pid)
         restarted = workers.start(config)
 
         def interrupted() -> Any:
@@ -512,12 +515,50 @@ def test_restart_interrupts_running_step(
             return run if run and run["status"] == "interrupted" else None
 
         run = wait_for(interrupted, WAIT_S, "run interrupted after restart")
+        stopped = wait_for(lambda: not alive(pid), 10, "orphaned program killed")
         finished = finished_runs(restarted, run["incident_id"])
     finally:
         kill_quietly(group)
+    assert stopped
     assert "effect is unknown" in run["reason"]
+    assert f"process group {pid}) still ran and was killed" in run["reason"]
+    assert run["process_group"] is None
     assert starts.read_text().splitlines() == ["started"]
     assert [f["status"] for f in finished] == ["interrupted"]
+
+
+def test_stop_kills_running_step(workers: WorkerFactory, tmp_path: Path) -> None:
+    group = tmp_path / "group.pid"
+    child = tmp_path / "child.pid"
+    step = {
+        "name": "restart",
+        "action": {
+            "type": "shell",
+            "argv": [PYTHON, "-c", HANG_OR_EXIT, "hang", str(tmp_path)],
+        },
+    }
+    config = workers.write_config(
+        base_config({"steps": [step]}, shell_allowlist=[PYTHON])
+    )
+    worker = workers.start(config)
+    labels = {"runbook": "restart", "host": "h1"}
+    try:
+        send_metric(worker, "h1/cpu", labels, 99.0, T0)
+        wait_for(lambda: child.is_file() and child.read_text(), WAIT_S, "step started")
+        recorded = wait_for(
+            lambda: (run_for(worker, labels) or {}).get("process_group"),
+            WAIT_S,
+            "process group stored",
+        )
+        worker.stop()
+        child_alive = alive(int(child.read_text()))
+    finally:
+        kill_quietly(group)
+        if child.is_file() and alive(int(child.read_text())):
+            os.kill(int(child.read_text()), signal.SIGKILL)
+    assert recorded["pgid"] == int(group.read_text())
+    assert not child_alive
+    assert "runbook shell step killed, worker stopping" in worker.log_tail(400)
 
 
 def test_restart_resumes_pending_approval(

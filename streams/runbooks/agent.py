@@ -14,7 +14,15 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from schemas.records import Command, CommandKind, EventKind, IncidentEvent, RunbookRun
+from handlers.shell_action import kill_recorded_group
+from schemas.records import (
+    Command,
+    CommandKind,
+    EventKind,
+    IncidentEvent,
+    ProcessGroup,
+    RunbookRun,
+)
 from schemas.runbooks import ApprovalAction, Runbook, RunbookApproval
 from streams import prune, topics
 from streams.keys import partition_of
@@ -102,6 +110,9 @@ def register(pipeline: Pipeline) -> None:
     async def recover() -> None:
         await _recover(pipeline, runner, states, triggers, by_name)
 
+    async def stop_runs(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await runner.stop()
+
     app.agent(pipeline.topic(topics.INCIDENT_EVENTS), name="runbooks")(runbooks)
     app.agent(prune.with_ticks(pipeline, topics.RUNBOOK_RUNS), name="runbook-states")(
         run_states
@@ -110,6 +121,9 @@ def register(pipeline: Pipeline) -> None:
         approvals
     )
     app.timer(pipeline.settings.tick_interval_s, name="runbook-recovery")(recover)
+    # faust's App.on_stop sends it after stopping the consumer and before
+    # flushing the producer.
+    app.on_before_shutdown.connect(stop_runs)
 
 
 def _history(states: faust.Table[str, Any]) -> list[RunSummary]:
@@ -348,9 +362,12 @@ async def _recover(
         if trigger is None or trigger["partition"] not in actives:
             continue
         event = IncidentEvent.model_validate(trigger["event"])
+        # A program the stopped worker left running must end before the run
+        # resumes or ends, or a new run on the same target could overlap it.
+        killed = _kill_orphan(stored)
         runbook = by_name.get(stored["runbook"])
         if runbook is None:
-            await _interrupt_removed(pipeline, stored)
+            await _interrupt_removed(pipeline, stored, killed)
             continue
         run = from_record(stored, runbook, event, trigger["partition"])
         resume_at = None
@@ -362,7 +379,7 @@ async def _recover(
             log.warning("runbook run interrupted run_id=%s", run_id)
             reason = (
                 "the worker restarted while a step was in flight; its effect is "
-                "unknown, so the run was not retried"
+                "unknown, so the run was not retried" + killed
             )
             await runner.finish(run, "interrupted", reason)
             continue
@@ -370,7 +387,44 @@ async def _recover(
         runner.start(run, resume_at)
 
 
-async def _interrupt_removed(pipeline: Pipeline, stored: dict[str, Any]) -> None:
+def _kill_orphan(stored: dict[str, Any]) -> str:
+    """Kill the shell step's program that an earlier worker left running.
+
+    Returns a sentence for the run's reason, starting with "; ", or "" when
+    there was nothing to kill.
+    """
+    recorded = stored.get("process_group")
+    if recorded is None:
+        return ""
+    group = ProcessGroup.model_validate(recorded)
+    outcome = kill_recorded_group(group)
+    if outcome == "killed":
+        log.warning(
+            "runbook step program killed after restart run_id=%s pgid=%d",
+            stored["run_id"],
+            group.pgid,
+        )
+        return f"; its program (process group {group.pgid}) still ran and was killed"
+    if outcome == "other_machine":
+        # NOTE: a worker on another machine cannot reach the group, so a
+        # program left behind there keeps running until it exits.
+        log.warning(
+            "runbook step program recorded under another boot id, not killed "
+            "run_id=%s pgid=%d boot_id=%s",
+            stored["run_id"],
+            group.pgid,
+            group.boot_id,
+        )
+        return (
+            f"; its program (process group {group.pgid}) ran on another machine "
+            "or before a reboot and was not checked"
+        )
+    return ""
+
+
+async def _interrupt_removed(
+    pipeline: Pipeline, stored: dict[str, Any], killed: str = ""
+) -> None:
     """End a run whose runbook was removed from the configuration."""
     run = RunbookRun.model_validate(stored)
     log.warning("runbook run interrupted, runbook removed run_id=%s", run.run_id)
@@ -378,7 +432,8 @@ async def _interrupt_removed(pipeline: Pipeline, stored: dict[str, Any]) -> None
         update={
             "status": "interrupted",
             "finished_at": pipeline.clock.now(),
-            "reason": f"runbook {run.runbook!r} is no longer configured",
+            "reason": f"runbook {run.runbook!r} is no longer configured" + killed,
+            "process_group": None,
         }
     )
     await pipeline.publish(topics.RUNBOOK_RUNS, run.group_key, ended)

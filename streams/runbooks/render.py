@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -71,6 +71,32 @@ def secret_values(fields: Mapping[str, str], redacted: Mapping[str, str]) -> lis
         for name, value in fields.items()
         if redacted.get(name) == REDACTED and value and value != REDACTED
     ]
+
+
+def secret_forms(values: Iterable[str]) -> list[str]:
+    """Return every form in which the secret `values` may appear, longest first.
+
+    Besides each value as is, these are the value without surrounding
+    whitespace and both of them as Python `repr`, JSON and percent-encoding
+    write them, without quotes: error messages quote values with `repr`, and
+    servers echo request bodies and URLs. Longest first, so a replacement
+    never leaves part of a longer form behind.
+    """
+    forms: set[str] = set()
+    for value in values:
+        for variant in {value, value.strip()}:
+            forms.update(
+                {
+                    variant,
+                    repr(variant)[1:-1],
+                    json.dumps(variant)[1:-1],
+                    json.dumps(variant, ensure_ascii=False)[1:-1],
+                    quote(variant, safe=""),
+                    quote(variant),
+                }
+            )
+    forms.discard("")
+    return sorted(forms, key=len, reverse=True)
 
 
 def redact_values(value: Any, secrets: list[str]) -> Any:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+import traceback
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,13 +24,20 @@ import aiohttp
 from aiokafka.errors import KafkaError
 
 from handlers.http_action import send_request
-from handlers.shell_action import ShellRejected, run_command
+from handlers.shell_action import (
+    KILL_WAIT_S,
+    ShellRejected,
+    kill_group,
+    process_group_of,
+    run_command,
+)
 from schemas.records import (
     Command,
     CommandKind,
     EventKind,
     IncidentEvent,
     Notification,
+    ProcessGroup,
     RunbookRun,
 )
 from schemas.runbooks import (
@@ -51,6 +59,7 @@ from streams.runbooks.render import (
     redact_values,
     render_action,
     secret_fields,
+    secret_forms,
     secret_values,
     template_fields,
 )
@@ -84,6 +93,15 @@ class Run:
     notices: int = 0
     # Tells the timeline commands of a resumed run from the first ones.
     incarnation: str = "0"
+    # Every form of the run's secret values (see `secret_forms`). Records,
+    # notifications and logs of the run show them as REDACTED.
+    secrets: list[str] = field(default_factory=list, repr=False)
+    # The shell step in flight, stored so a restarted worker can kill it.
+    process_group: ProcessGroup | None = None
+
+    def redact(self, value: Any) -> Any:
+        """Replace the run's secret values inside the strings of a JSON value."""
+        return redact_values(value, self.secrets)
 
     def record(self) -> RunbookRun:
         return RunbookRun(
@@ -94,12 +112,13 @@ class Run:
             status=self.status,
             started_at=self.started_at or self.event.at,
             finished_at=self.finished_at,
-            steps=self.steps,
+            steps=self.redact(self.steps),
             group_key=self.event.group_key,
             target=self.target,
-            reason=self.reason,
+            reason=self.redact(self.reason),
             approved_by=self.approved_by,
             deadline=self.deadline,
+            process_group=self.process_group,
         )
 
 
@@ -123,12 +142,45 @@ class Runner:
         self.approvals: dict[str, asyncio.Future[str]] = {}
         self.waits: dict[str, list[tuple[WaitAction, asyncio.Future[None]]]] = {}
         self._session: aiohttp.ClientSession | None = None
+        # The process group of each run's shell step in flight, by run id.
+        self.process_groups: dict[str, int] = {}
+        self.stopping = False
 
     def start(self, run: Run, resume_at: str | None = None) -> None:
-        """Start `run` as a task; `resume_at` names an approval step to resume."""
+        """Start `run` as a task; `resume_at` names an approval step to resume.
+
+        After `stop` nothing starts: the run stays stored as it is, and
+        the worker that owns its partition next resumes or interrupts it.
+        """
+        if self.stopping:
+            log.info("runbook run not started, worker stopping run_id=%s", run.run_id)
+            return
         task = asyncio.ensure_future(self._execute(run, resume_at))
         self.tasks[run.run_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(run.run_id, None))
+
+    async def stop(self) -> None:
+        """Kill the programs of shell steps in flight, cancel every run, close HTTP.
+
+        The runs stay stored with their last status, as after a crash, so
+        the worker that owns their partitions next resumes or interrupts them.
+        """
+        self.stopping = True
+        for run_id, pgid in list(self.process_groups.items()):
+            log.warning(
+                "runbook shell step killed, worker stopping run_id=%s pgid=%d",
+                run_id,
+                pgid,
+            )
+            kill_group(pgid)
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=KILL_WAIT_S)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def approve(self, run_id: str, approver: str) -> bool:
         """Resolve the pending approval of `run_id`; False when none waits here."""
@@ -160,7 +212,11 @@ class Runner:
             source="runbook",
             at=self.now(run.event),
             event_kind=kind,
-            details={"run_id": run.run_id, "runbook": run.runbook.name, **details},
+            details={
+                "run_id": run.run_id,
+                "runbook": run.runbook.name,
+                **run.redact(details),
+            },
         )
         await self.pipeline.publish(topics.COMMANDS, run.event.group_key, command)
 
@@ -200,12 +256,15 @@ class Runner:
         message: str,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        """Send `message` about the run's incident to `receivers`."""
+        """Send `message` about the run's incident to `receivers`.
+
+        Secret values in `message` and `extra` are sent redacted.
+        """
         details = {
             "runbook": run.runbook.name,
             "run_id": run.run_id,
-            "message": message,
-            **(extra or {}),
+            "message": run.redact(message),
+            **run.redact(extra or {}),
         }
         event = run.event.model_copy(
             update={"kind": EventKind.RUNBOOK_FINISHED, "details": details}
@@ -231,7 +290,10 @@ class Runner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must fail the run, not leave it running
-            log.exception("runbook run crashed run_id=%s", run.run_id)
+            trace = "".join(traceback.format_exception(exc))
+            log.error(
+                "runbook run crashed run_id=%s\n%s", run.run_id, run.redact(trace)
+            )
             await self.finish(run, "failed", f"internal error: {exc!r}")
         finally:
             self.slots.release(run.run_id)
@@ -248,6 +310,7 @@ class Runner:
             await self.finish(run, "failed", str(exc))
             return
         redacted = self._fields(run, redact=True)
+        run.secrets = secret_forms(secret_values(fields, redacted))
 
         await self._acquire_slot(run)
         await self._mark_running(run, resumed=resume_at is not None)
@@ -341,7 +404,7 @@ class Runner:
                     run.run_id,
                     step.name,
                     attempt,
-                    entry.get("error"),
+                    run.redact(entry.get("error")),
                 )
             if not should_retry(step, attempt, outcome):
                 return outcome
@@ -382,8 +445,9 @@ class Runner:
                     error=f"step timed out after {timeout_s:g} s and was stopped",
                 )
             else:
-                # A program or server may echo a secret back in its output.
-                entry.update(redact_values(result, secret_values(fields, redacted)))
+                # The output may echo a secret back. It leaves the runner
+                # only through record() and notify(), which redact it.
+                entry.update(result)
         entry.setdefault("duration_s", round(time.monotonic() - started, 3))
         return entry
 
@@ -396,19 +460,7 @@ class Runner:
                 await self._http(), rendered, action.expected_status
             )
         if isinstance(action, ShellAction):
-            try:
-                return await run_command(
-                    rendered["argv"],
-                    rendered["env"],
-                    rendered["cwd"],
-                    self.pipeline.config.shell_allowlist,
-                    action.max_output_bytes,
-                    action.expected_exit_code,
-                )
-            except ShellRejected as exc:
-                return {"status": "failed", "error": str(exc)}
-            except OSError as exc:
-                return {"status": "failed", "error": f"could not start: {exc}"}
+            return await self._shell(run, action, rendered)
         if isinstance(action, PublishAction):
             return await self._publish(rendered)
         if isinstance(action, NotifyAction):
@@ -417,6 +469,32 @@ class Runner:
         if isinstance(action, WaitAction):
             return await self._wait(run, action)
         raise TypeError(f"unknown action {action!r}")
+
+    async def _shell(
+        self, run: Run, action: ShellAction, rendered: dict[str, Any]
+    ) -> dict[str, Any]:
+        async def started(pid: int) -> None:
+            self.process_groups[run.run_id] = pid
+            run.process_group = process_group_of(pid)
+            await self.publish_state(run)
+
+        try:
+            return await run_command(
+                rendered["argv"],
+                rendered["env"],
+                rendered["cwd"],
+                self.pipeline.config.shell_allowlist,
+                action.max_output_bytes,
+                action.expected_exit_code,
+                on_start=started,
+            )
+        except ShellRejected as exc:
+            return {"status": "failed", "error": str(exc)}
+        except OSError as exc:
+            return {"status": "failed", "error": f"could not start: {exc}"}
+        finally:
+            self.process_groups.pop(run.run_id, None)
+            run.process_group = None
 
     async def _bounded(
         self, work: Awaitable[dict[str, Any]], timeout_s: float, event: IncidentEvent
@@ -430,13 +508,19 @@ class Runner:
         task = asyncio.ensure_future(work)
         clock_deadline = self.clock_s(event) + timeout_s
         wall_deadline = time.monotonic() + timeout_s
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=POLL_S)
-            if done:
-                return task.result()
-            by_clock = self.clock_s(event) >= clock_deadline
-            if by_clock or time.monotonic() >= wall_deadline:
-                break
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=POLL_S)
+                if done:
+                    return task.result()
+                by_clock = self.clock_s(event) >= clock_deadline
+                if by_clock or time.monotonic() >= wall_deadline:
+                    break
+        except asyncio.CancelledError:
+            # The run itself was cancelled, so `work` must end with it.
+            task.cancel()
+            await asyncio.wait({task})
+            raise
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

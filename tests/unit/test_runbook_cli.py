@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -89,15 +90,23 @@ def test_step_timeout_shown_with_unit(tmp_path: Path) -> None:
 
 
 def test_nothing_executed(tmp_path: Path) -> None:
-    run_test(tmp_path, INCIDENT)
+    result = run_test(tmp_path, INCIDENT)
 
+    assert result.exit_code == 0, result.output
     assert not (tmp_path / "canary").exists()
 
 
-def test_secret_shown_redacted(tmp_path: Path) -> None:
-    result = run_test(tmp_path, INCIDENT)
+def test_secret_shown_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTART_TOKEN", "cli-secret-value")
 
+    result = run_test(tmp_path, INCIDENT)
+    as_json = run_test(tmp_path, INCIDENT, "--json")
+
+    assert result.exit_code == 0, result.output
     assert "Bearer [redacted]" in result.output
+    assert "cli-secret-value" not in result.output
+    assert as_json.exit_code == 0, as_json.output
+    assert "cli-secret-value" not in as_json.output
 
 
 def test_mismatch_listed(tmp_path: Path) -> None:

@@ -114,6 +114,54 @@ def test_owner_receiver_must_exist() -> None:
     assert any("owner_receivers: 'nobody' is not a receiver" in p for p in problems)
 
 
+def with_receiver(data: dict[str, Any], receiver: dict[str, Any]) -> dict[str, Any]:
+    """Return `data` with the runbook's receiver `pager` replaced by `receiver`."""
+    return {**data, "receivers": {"pager": receiver}}
+
+
+PAGERDUTY = {"type": "pagerduty", "routing_key_env": "PD_KEY"}
+EMAIL = {
+    "type": "email",
+    "host": "127.0.0.1",
+    "sender": "tocsin@example.com",
+    "to": ["oncall@example.com"],
+}
+
+
+def test_notify_to_pagerduty_rejected() -> None:
+    problems = problems_of(with_receiver(config_with(), PAGERDUTY))
+
+    assert len(problems) == 1
+    assert problems[0].startswith("runbooks.0 step 'tell': receiver 'pager'")
+    assert "is of type pagerduty, which cannot show a runbook message" in problems[0]
+    assert "use a receiver of type console, slack, webhook" in problems[0]
+
+
+def test_notify_to_email_rejected() -> None:
+    problems = problems_of(with_receiver(config_with(), EMAIL))
+
+    assert len(problems) == 1
+    assert "is of type email, which cannot show a runbook message" in problems[0]
+
+
+def test_owner_receiver_pagerduty_rejected() -> None:
+    data = config_with(owner_receivers=["pager"])
+    data["receivers"]["pd"] = PAGERDUTY
+    data["runbooks"][0]["owner_receivers"] = ["pd"]
+
+    problems = problems_of(data)
+
+    assert len(problems) == 1
+    assert problems[0].startswith("runbooks.0.owner_receivers: receiver 'pd'")
+    assert "type pagerduty" in problems[0]
+
+
+def test_notify_to_webhook_accepted() -> None:
+    webhook = {"type": "webhook", "url": "http://127.0.0.1:9/hook"}
+
+    assert problems_of(with_receiver(config_with(), webhook)) == []
+
+
 def test_duplicate_step_names_rejected() -> None:
     steps = [{"name": "x", "action": NOTIFY}, {"name": "x", "action": NOTIFY}]
 

@@ -18,6 +18,7 @@ from streams.runbooks.render import (
     render_http,
     render_template,
     secret_fields,
+    secret_forms,
     secret_values,
     template_fields,
 )
@@ -252,3 +253,13 @@ def test_echoed_secret_redacted_in_output() -> None:
         "lines": [REDACTED],
         "exit_code": 0,
     }
+
+
+def test_secret_forms_cover_quoted_and_encoded() -> None:
+    forms = secret_forms(["a b\n"])
+
+    assert "a b\n" in forms
+    assert "a b" in forms
+    assert "a b\\n" in forms
+    assert "a%20b%0A" in forms
+    assert forms == sorted(forms, key=len, reverse=True)

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from handlers.shell_action import ShellRejected, run_command
+from handlers.shell_action import (
+    ShellRejected,
+    kill_group,
+    kill_recorded_group,
+    process_group_of,
+    run_command,
+)
 
 PYTHON = sys.executable
 ALLOWLIST = [PYTHON]
@@ -125,3 +135,110 @@ def test_cancel_kills_process_and_children(tmp_path: Path) -> None:
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(child)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture
+def orphan(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Start a group in its own session, as a shell step does, with a child."""
+    pid_file = tmp_path / "child.pid"
+    leader = subprocess.Popen(
+        [PYTHON, "-c", HANGS_WITH_CHILD, str(pid_file)], start_new_session=True
+    )
+    assert wait_until(lambda: pid_file.exists() and bool(pid_file.read_text()))
+    child = int(pid_file.read_text())
+    yield leader, child
+    if leader.poll() is None:
+        kill_group(leader.pid)
+        leader.wait(timeout=10)
+    if alive(child):
+        os.kill(child, signal.SIGKILL)
+
+
+def test_recorded_group_killed(orphan: tuple[subprocess.Popen[bytes], int]) -> None:
+    leader, child = orphan
+    group = process_group_of(leader.pid)
+    assert group is not None
+
+    outcome = kill_recorded_group(group)
+
+    assert outcome == "killed"
+    assert leader.wait(timeout=10) == -signal.SIGKILL
+    assert wait_until(lambda: not alive(child))
+
+
+def test_reused_group_id_not_killed(
+    orphan: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    leader, child = orphan
+    group = process_group_of(leader.pid)
+    assert group is not None
+    earlier = group.model_copy(update={"start_ticks": group.start_ticks - 1})
+
+    outcome = kill_recorded_group(earlier)
+
+    assert outcome == "not_running"
+    assert leader.poll() is None
+    assert alive(child)
+
+
+def test_group_of_other_boot_not_killed(
+    orphan: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    leader, child = orphan
+    group = process_group_of(leader.pid)
+    assert group is not None
+    elsewhere = group.model_copy(update={"boot_id": "another-boot"})
+
+    outcome = kill_recorded_group(elsewhere)
+
+    assert outcome == "other_machine"
+    assert leader.poll() is None
+    assert alive(child)
+
+
+def test_group_without_leader_killed(
+    orphan: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    leader, child = orphan
+    group = process_group_of(leader.pid)
+    assert group is not None
+    os.kill(leader.pid, signal.SIGKILL)
+    leader.wait(timeout=10)
+
+    outcome = kill_recorded_group(group)
+
+    assert outcome == "killed"
+    assert wait_until(lambda: not alive(child))
+
+
+def test_ended_group_not_running(orphan: tuple[subprocess.Popen[bytes], int]) -> None:
+    leader, child = orphan
+    group = process_group_of(leader.pid)
+    assert group is not None
+    kill_group(leader.pid)
+    leader.wait(timeout=10)
+    assert wait_until(lambda: not alive(child))
+
+    assert kill_recorded_group(group) == "not_running"
+
+
+def test_on_start_receives_group_id(tmp_path: Path) -> None:
+    started: list[int] = []
+
+    async def record(pid: int) -> None:
+        started.append(pid)
+        assert os.getpgid(pid) == pid
+
+    result = python("print('ok')", on_start=record)
+
+    assert result["status"] == "succeeded"
+    assert len(started) == 1
