@@ -51,6 +51,11 @@ def email_message(
         "Labels:",
         *(f"  {name}={value}" for name, value in sorted(event.labels.items())),
     ]
+    # A runbook's notify step carries its text in the event's details.
+    text = event.details.get("message")
+    if isinstance(text, str):
+        runbook = event.details.get("runbook", "")
+        lines[1:1] = ["", f"Runbook {runbook}: {text}"]
     message.set_content("\n".join(lines) + "\n")
     return message
 

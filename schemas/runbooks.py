@@ -250,10 +250,9 @@ class Runbook(Strict):
 
 
 # Receiver kinds whose notifications show a runbook's message. A PagerDuty
-# receiver sends only trigger, acknowledge and resolve events, and an email
-# receiver builds its body from the incident's fields only. A notify step
-# to either would succeed while the message is dropped.
-MESSAGE_RECEIVER_KINDS = ("console", "slack", "webhook")
+# receiver sends only trigger, acknowledge and resolve events, so a notify
+# step to it would succeed while the message is dropped.
+MESSAGE_RECEIVER_KINDS = ("console", "slack", "webhook", "email")
 
 
 def _receiver_problem(receiver: str, receivers: Mapping[str, str]) -> str | None:

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from handlers.base import DeliveryError
 from handlers.mail import EmailReceiver, email_message
-from schemas.records import Notification
+from schemas.records import EventKind, Notification
 
 SENDER = "Tocsin <tocsin@example.com>"
 TO = ["oncall@example.com", "sre@example.com"]
@@ -84,6 +84,18 @@ def test_message_id_stable_per_notification() -> None:
     assert first["Message-ID"] == second["Message-ID"]
     assert first["Message-ID"] == "<g1-1.1.email-oncall@example.com>"
     assert first["X-Tocsin-Idempotency-Key"] == notification.notification_id
+
+
+def test_runbook_message_in_body() -> None:
+    notification = make_notification(
+        "email-oncall",
+        kind=EventKind.RUNBOOK_FINISHED,
+        details={"runbook": "restart-api", "message": "restart limit reached"},
+    )
+
+    body = email_message(notification, SENDER, TO, "[tocsin]").get_content()
+
+    assert "Runbook restart-api: restart limit reached" in body
 
 
 def test_subject_kept_on_one_line() -> None:

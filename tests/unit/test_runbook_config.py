@@ -134,14 +134,11 @@ def test_notify_to_pagerduty_rejected() -> None:
     assert len(problems) == 1
     assert problems[0].startswith("runbooks.0 step 'tell': receiver 'pager'")
     assert "is of type pagerduty, which cannot show a runbook message" in problems[0]
-    assert "use a receiver of type console, slack, webhook" in problems[0]
+    assert "use a receiver of type console, slack, webhook, email" in problems[0]
 
 
-def test_notify_to_email_rejected() -> None:
-    problems = problems_of(with_receiver(config_with(), EMAIL))
-
-    assert len(problems) == 1
-    assert "is of type email, which cannot show a runbook message" in problems[0]
+def test_notify_to_email_accepted() -> None:
+    assert problems_of(with_receiver(config_with(), EMAIL)) == []
 
 
 def test_owner_receiver_pagerduty_rejected() -> None:
