@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fakes.server import FakeServer
 from fakes.slack import FakeSlack
 from harness import Worker, WorkerFactory, group_caught_up, publish_metrics, wait_for
+from processes import alive
 from test_slack_buttons import post_press, press_body, signed_headers
 
 from schemas.records import MetricBatch, MetricSample
@@ -114,15 +115,6 @@ def finished_runs(worker: Worker, incident_id: str) -> list[dict[str, Any]]:
         for event in timeline(worker, incident_id)
         if event["kind"] == "runbook_finished"
     ]
-
-
-def alive(pid: int) -> bool:
-    """Return whether `pid` runs; a zombie waiting for its parent does not."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def kill_quietly(pid_file: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from factories import make_event
+from processes import alive
 
 from schemas.records import Command, Notification, Record, RunbookRun
 from schemas.runbooks import Runbook
@@ -149,15 +150,6 @@ with open(sys.argv[1], "w") as f:
     f.write(str(os.getpid()) + " " + str(child.pid))
 time.sleep(600)
 """
-
-
-def alive(pid: int) -> bool:
-    """Return whether `pid` runs; a zombie waiting for its parent does not."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def hanging_runbook(pid_file: Path) -> Runbook:

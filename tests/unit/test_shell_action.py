@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import alive
 
 from handlers.shell_action import (
     ShellRejected,
@@ -35,15 +36,6 @@ def python(code: str, *args: str, **options: Any) -> dict[str, Any]:
     }
     kwargs.update(options)
     return asyncio.run(run_command([PYTHON, "-c", code, *args], **kwargs))
-
-
-def alive(pid: int) -> bool:
-    """Return whether `pid` runs; a zombie waiting for its parent does not."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_argument_reaches_program_literally() -> None:
