@@ -20,12 +20,19 @@ def parse_duration(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError(_duration_problem(value))
     if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
+        if not math.isfinite(value):
             raise ValueError(_duration_problem(value))
+        if value < 0:
+            raise ValueError(f"invalid duration {value!r}: must not be negative")
         return _to_timedelta(value, value)
     if not isinstance(value, str):
         raise ValueError(_duration_problem(value))
     text = value.strip()
+    if text.startswith("-"):
+        raise ValueError(f"invalid duration {value!r}: must not be negative")
+    # A quoted plain number reads as seconds, like an unquoted one.
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return _to_timedelta(float(text), value)
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(_duration_problem(value))
@@ -64,7 +71,8 @@ def format_duration(value: timedelta | float) -> str:
 
 # The forms parse_duration accepts, as its error messages name them.
 DURATION_FORMS = (
-    "use a number with a unit, such as 30s, 5m, 1h30m, 2d (units ms, s, m, h, d, w)"
+    "use a number with a unit, such as 30s, 5m, 1h30m, 2d (units ms, s, m, h, "
+    "d, w), or a plain number of seconds"
 )
 
 

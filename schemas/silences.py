@@ -19,6 +19,9 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _anchored(pattern: str) -> Pattern:
+    """Compile `pattern` to match whole values, naming the pattern as written."""
+    # Compiled alone first, so an error shows the pattern the user wrote.
+    compile_pattern(pattern)
     return compile_pattern(f"^(?:{pattern})$")
 
 

@@ -32,11 +32,17 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False)[:10]:
         location = ".".join(str(p) for p in error["loc"]) or "(record)"
+        # pydantic prefixes the text of a validator's ValueError.
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
-            parts.append(f"{location}: {error['msg']}")
+            parts.append(f"{location}: {message}")
+            continue
+        if error["type"] == "json_invalid":
+            # The input is the raw body, which says nothing the message does not.
+            parts.append(f"{location}: {message}")
             continue
         value = describe_value(error.get("input"), width=120)
-        parts.append(f"{location}: {error['msg']} (got {value})")
+        parts.append(f"{location}: {message} (got {value})")
     return f"invalid {exc.title}: " + "; ".join(parts)
 
 

@@ -27,6 +27,11 @@ def request_text(base_url: str, path: str, timeout_s: float = 10) -> str:
 def _send(
     base_url: str, path: str, body: dict[str, Any] | None, timeout_s: float
 ) -> bytes:
+    if not base_url.startswith(("http://", "https://")):
+        raise WebViewError(
+            f"invalid web view URL {base_url!r}: expected http://HOST:PORT, "
+            "such as http://127.0.0.1:6066"
+        )
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
         base_url.rstrip("/") + path,

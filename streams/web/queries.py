@@ -14,7 +14,7 @@ MAX_PAGE = 500
 class IncidentFilter(BaseModel):
     """Query parameters of the incident list."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, title="incident query")
 
     service: str | None = None
     state: IncidentState | None = None
@@ -33,7 +33,7 @@ class IncidentFilter(BaseModel):
 class CommandBody(BaseModel):
     """Body of an acknowledge or resolve request."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, title="request body")
 
     actor: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
     note: str = Field(

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class ApproveRequest(BaseModel):
     """Body of `POST /runbooks/runs/{run_id}/approve`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", title="approval request")
 
     approver: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
 

@@ -30,7 +30,7 @@ WINDOW_NAME = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 class SilenceRequest(BaseModel):
     """Body of `POST /silences`: matchers and either `ends_at` or `duration`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", title="silence request")
 
     matchers: list[str] = Field(min_length=1, max_length=100)
     starts_at: AwareDatetime | None = None
@@ -41,7 +41,7 @@ class SilenceRequest(BaseModel):
 
 
 class ExpireRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", title="request body")
 
     actor: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)
 
@@ -200,7 +200,7 @@ def register(pipeline: Pipeline) -> None:
 class WindowRequest(BaseModel):
     """Body of `POST /maintenance-windows`: a window, with who creates it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", title="maintenance window request")
 
     name: str = Field(min_length=1, max_length=200, pattern=WINDOW_NAME)
     matchers: list[str] = Field(min_length=1, max_length=100)

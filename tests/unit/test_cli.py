@@ -212,3 +212,12 @@ def test_silence_add_rejects_invalid_start(
     assert "Invalid value for '--start'" in result.output
     assert message in result.output
     assert "e.g. 2024-07-01T02:00:00Z" in result.output
+
+
+@pytest.mark.parametrize("url", ["notaurl", "127.0.0.1:6066"])
+def test_web_url_without_scheme_rejected(url: str) -> None:
+    result = CliRunner().invoke(main, ["incidents", "--url", url])
+
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"invalid web view URL {url!r}: expected http://HOST:PORT" in result.output

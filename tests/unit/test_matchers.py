@@ -44,6 +44,14 @@ def test_invalid_regex_rejected() -> None:
         Matcher.parse("service=~(api")
 
 
+def test_invalid_regex_error_shows_pattern_as_written() -> None:
+    with pytest.raises(ValueError) as excinfo:
+        Matcher.parse("service=~(api")
+
+    assert "invalid regular expression '(api':" in str(excinfo.value)
+    assert "^(?:" not in str(excinfo.value)
+
+
 def test_missing_operator_rejected() -> None:
     with pytest.raises(ValueError, match="expected NAME=VALUE"):
         Matcher.parse("service")
