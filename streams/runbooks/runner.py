@@ -15,6 +15,7 @@ import logging
 import os
 import time
 import traceback
+from collections import OrderedDict, deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,6 +72,11 @@ log = logging.getLogger(__name__)
 
 # How often a waiting step looks at the pipeline clock, in wall seconds.
 POLL_S = 0.2
+# Resolves remembered per incident, and incidents remembered, so a wait step
+# that starts after its condition was met ends at once.
+ENDINGS_PER_INCIDENT = 16
+INCIDENTS_WITH_ENDINGS = 1024
+ENDING_KINDS = frozenset({EventKind.RESOLVED, EventKind.ALERT_RESOLVED})
 
 
 @dataclass
@@ -141,6 +147,7 @@ class Runner:
         self.finishing: set[str] = set()
         self.approvals: dict[str, asyncio.Future[str]] = {}
         self.waits: dict[str, list[tuple[WaitAction, asyncio.Future[None]]]] = {}
+        self.endings: OrderedDict[str, deque[IncidentEvent]] = OrderedDict()
         self._session: aiohttp.ClientSession | None = None
         # The process group of each run's shell step in flight, by run id.
         self.process_groups: dict[str, int] = {}
@@ -191,10 +198,28 @@ class Runner:
         return True
 
     def observe(self, event: IncidentEvent) -> None:
-        """End the wait steps that `event` satisfies."""
+        """End the wait steps that `event` satisfies, and remember a resolve."""
         for action, future in self.waits.get(event.incident_id, []):
             if not future.done() and waits_end(action.condition, action.rule, event):
                 future.set_result(None)
+        if event.kind not in ENDING_KINDS:
+            return
+        seen = self.endings.setdefault(
+            event.incident_id, deque(maxlen=ENDINGS_PER_INCIDENT)
+        )
+        seen.append(event)
+        self.endings.move_to_end(event.incident_id)
+        while len(self.endings) > INCIDENTS_WITH_ENDINGS:
+            self.endings.popitem(last=False)
+
+    def met_before_wait(self, run: Run, action: WaitAction) -> IncidentEvent | None:
+        """Return a resolve after the run's trigger that already meets `action`."""
+        for seen in self.endings.get(run.event.incident_id, ()):
+            if seen.seq <= run.event.seq:
+                continue
+            if waits_end(action.condition, action.rule, seen):
+                return seen
+        return None
 
     async def publish_state(self, run: Run) -> None:
         await self.pipeline.publish(
@@ -580,6 +605,14 @@ class Runner:
         return {"status": "succeeded", "approved_by": run.approved_by}
 
     async def _wait(self, run: Run, action: WaitAction) -> dict[str, Any]:
+        met = self.met_before_wait(run, action)
+        if met is not None:
+            return {
+                "status": "succeeded",
+                "condition": action.condition,
+                "met_at": met.at.isoformat(),
+                "met_by": met.kind.value,
+            }
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiting = self.waits.setdefault(run.event.incident_id, [])
         waiting.append((action, future))

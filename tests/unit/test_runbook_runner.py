@@ -14,10 +14,10 @@ import pytest
 from factories import make_event
 from processes import alive
 
-from schemas.records import Command, Notification, Record, RunbookRun
+from schemas.records import Command, EventKind, Notification, Record, RunbookRun
 from schemas.runbooks import Runbook
 from streams.clock import Clock
-from streams.runbooks.runner import Run, Runner
+from streams.runbooks.runner import INCIDENTS_WITH_ENDINGS, Run, Runner
 
 PYTHON = sys.executable
 # A trailing newline makes a header template fail with the value quoted.
@@ -215,3 +215,61 @@ def test_start_after_stop_ignored() -> None:
     runner.start(Run(secret_runbook(HEADER_STEP), make_event(), "run-1", "h1", 0))
 
     assert runner.tasks == {}
+
+
+def waiting_runbook(rule: str | None) -> Runbook:
+    return Runbook.model_validate(
+        {
+            "name": "wait-cpu",
+            "owner": "web",
+            "trigger": {"labels": {"team": "web"}},
+            "dry_run": False,
+            "steps": [
+                {
+                    "name": "cpu back",
+                    "action": {
+                        "type": "wait",
+                        "condition": "alert_resolved",
+                        "rule": rule,
+                    },
+                    "timeout": "10s",
+                }
+            ],
+        }
+    )
+
+
+def test_wait_ends_on_resolve_seen_before_it() -> None:
+    pipeline = RecordingPipeline()
+    runner = Runner(pipeline)  # type: ignore[arg-type]
+    run = Run(waiting_runbook("cpu_high"), make_event(), "run-1", "h1", 0)
+    # The alert resolved after the trigger, before the step began waiting.
+    runner.observe(
+        make_event(seq=2, kind=EventKind.ALERT_RESOLVED, details={"rule": "cpu_high"})
+    )
+
+    asyncio.run(execute(runner, run))
+
+    [step] = run.steps
+    assert step["status"] == "succeeded"
+    assert step["met_by"] == "alert_resolved"
+
+
+def test_wait_ignores_resolve_before_trigger() -> None:
+    runner = Runner(RecordingPipeline())  # type: ignore[arg-type]
+    run = Run(waiting_runbook(None), make_event(seq=3), "run-1", "h1", 0)
+    runner.observe(make_event(seq=2, kind=EventKind.ALERT_RESOLVED))
+    action = run.runbook.steps[0].action
+
+    assert runner.met_before_wait(run, action) is None  # type: ignore[arg-type]
+
+
+def test_endings_remembered_for_bounded_incidents() -> None:
+    runner = Runner(RecordingPipeline())  # type: ignore[arg-type]
+    for index in range(INCIDENTS_WITH_ENDINGS + 5):
+        runner.observe(
+            make_event(incident_id=f"g{index}-1", seq=2, kind=EventKind.RESOLVED)
+        )
+
+    assert len(runner.endings) == INCIDENTS_WITH_ENDINGS
+    assert "g0-1" not in runner.endings
