@@ -284,3 +284,50 @@ def test_generic_form_opens_and_resolves(workers: WorkerFactory) -> None:
     [closed] = wait_incidents(worker, 1, "resolved")
     assert closed["incident_id"] == incident["incident_id"]
     assert closed["resolved_at"] == ENDS_AT
+
+
+def test_stale_firing_after_resolve_ignored(workers: WorkerFactory) -> None:
+    worker = workers.start(workers.write_config(CONFIG))
+    alert = {
+        "labels": {"alertname": "DiskFull", "service": "storage"},
+        "status": "firing",
+        "starts_at": STARTS_AT,
+    }
+    resolved = {**alert, "status": "resolved", "ends_at": ENDS_AT}
+    for payload in (alert, resolved):
+        status, result = post_raw(
+            worker, "/alerts", json.dumps({"alerts": [payload]}).encode()
+        )
+        assert status == 202, result
+    [closed] = wait_incidents(worker, 1, "resolved")
+
+    # A lagging sender repeats the firing alert it sent before the resolve,
+    # which is dropped as a redelivery, then reports it firing from a time
+    # before the resolve, which is stale.
+    lagging = {**alert, "starts_at": "2024-05-01T12:10:00Z"}
+    for payload in (alert, lagging):
+        body = json.dumps({"alerts": [payload]}).encode()
+        status, result = post_raw(worker, "/alerts", body)
+        assert status == 202, result
+
+    def stale_recorded() -> list[dict[str, Any]]:
+        shown = worker.get(f"/incidents/{closed['incident_id']}")
+        return [
+            e
+            for e in shown["timeline"]
+            if e["kind"] == "suppressed" and e["details"].get("reason") == "stale"
+        ]
+
+    [stale] = wait_for(stale_recorded, 15, "stale alert recorded")
+    assert stale["details"]["alert_at"] == "2024-05-01T12:10:00+00:00"
+    assert [i["state"] for i in worker.incidents()] == ["resolved"]
+
+    # The same alert firing again after its resolve is a new episode.
+    later = {**alert, "starts_at": "2024-05-01T13:00:00Z"}
+    status, result = post_raw(
+        worker, "/alerts", json.dumps({"alerts": [later]}).encode()
+    )
+    assert status == 202, result
+    [recurrence] = wait_incidents(worker, 1, "open")
+    assert recurrence["incident_id"] != closed["incident_id"]
+    assert recurrence["recurrence_of"] == closed["incident_id"]
