@@ -157,6 +157,32 @@ def test_two_levels_page_level_two_once_unless_acked(workers: WorkerFactory) -> 
     assert acked["acknowledged_at"] == iso(T0 + timedelta(minutes=3))
 
 
+def test_late_ack_reaches_only_paged_receivers(workers: WorkerFactory) -> None:
+    worker = workers.start(workers.write_config(two_levels("5m")), ONE_PARTITION)
+    fire(worker, "Late", T0)
+    late = wait_incident([worker], "Late", lambda i: paged(i, "first") == 1, "paged")
+
+    # In a replay, the level 2 step due at 5 minutes is applied only when
+    # the acknowledgement at 10 minutes arrives, so its page is cancelled.
+    acknowledge(worker, late["incident_id"], T0 + timedelta(minutes=10))
+    fire(worker, "Clock", T0 + timedelta(minutes=20))
+    wait_incident([worker], "Clock", lambda i: paged(i, "first") == 1, "paged")
+
+    def acknowledged_to_first(incident: dict[str, Any]) -> bool:
+        return any(
+            e["details"].get("receiver") == "first"
+            and e["details"].get("transition") == "acknowledged"
+            for e in kinds(incident, "notified")
+        )
+
+    late = wait_incident([worker], "Late", acknowledged_to_first, "ack sent")
+    assert len(kinds(late, "escalated")) == 1
+    to_second = [
+        e for e in kinds(late, "notified") if e["details"].get("receiver") == "second"
+    ]
+    assert to_second == []
+
+
 BUSINESS_HOURS = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00"}
 
 

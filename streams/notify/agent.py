@@ -95,7 +95,15 @@ class Notifier:
         else:
             self.in_flight[notification_id] = pipeline.clock.now().isoformat()
         state_key = f"{notification.event.incident_id}:{receiver.name}"
-        state: dict[str, Any] = self.receiver_state.get(state_key) or {}
+        stored_state = self.receiver_state.get(state_key)
+        never_paged = stored_state == NEVER_PAGED
+        state: dict[str, Any] = {} if never_paged else stored_state or {}
+        if never_paged and is_follow_up(notification):
+            reason = "no page to this receiver was sent for the incident"
+            skipped = DeliveryCancelled(notification_id, reason)
+            await _report_cancelled(pipeline, notification, receiver.kind, skipped)
+            self._finish(notification_id, "cancelled")
+            return
 
         async def on_attempt(attempt: int, error: DeliveryError | None) -> None:
             await _report_attempt(pipeline, notification, receiver.kind, attempt, error)
@@ -120,6 +128,8 @@ class Notifier:
             )
         except DeliveryCancelled as exc:
             await _report_cancelled(pipeline, notification, receiver.kind, exc)
+            if stored_state is None:
+                self.receiver_state[state_key] = dict(NEVER_PAGED)
             self._finish(notification_id, "cancelled")
             return
         except DeliveryError as exc:
@@ -157,6 +167,18 @@ PAGING_KINDS = frozenset(
 # once, so a receiver that gets the resolve has had the opening first.
 FIRST_PAGES = frozenset({EventKind.OPENED, EventKind.REOPENED})
 ENDING_KINDS = frozenset({EventKind.ACKNOWLEDGED.value, EventKind.RESOLVED.value})
+# The receiver state of an incident whose every page to that receiver was
+# cancelled before delivery. Its acknowledgement and resolve are not sent,
+# because the receiver never learned of the incident. A page that failed is
+# not marked, since it may have reached the receiver before the failure.
+NEVER_PAGED = {"never_paged": True}
+
+
+def is_follow_up(notification: Notification) -> bool:
+    """Return whether `notification` tells of an acknowledgement or resolve."""
+    if notification.message_update:
+        return False
+    return notification.event.kind.value in ENDING_KINDS
 
 
 def cancel_reason(
