@@ -118,6 +118,10 @@ def kill_recorded_group(
     return "killed"
 
 
+# What replaces a secret in a program's output.
+REDACTED = b"[redacted]"
+
+
 async def _read_capped(stream: asyncio.StreamReader | None, limit: int) -> bytes:
     """Read a stream to its end, keeping the first `limit` bytes only."""
     if stream is None:
@@ -129,6 +133,37 @@ async def _read_capped(stream: asyncio.StreamReader | None, limit: int) -> bytes
     return bytes(head)
 
 
+def redacted_head(data: bytes, secrets: Sequence[str], limit: int) -> bytes:
+    """Return the first `limit` bytes of `data` with every secret in them redacted.
+
+    A secret that the cut at `limit` splits is redacted too, as long as
+    `data` reaches past the cut by the length of the longest secret. Spans
+    are found in the uncut data, so no redaction shifts later bytes into
+    the kept head.
+    """
+    hidden = bytearray(min(len(data), limit))
+    for secret in secrets:
+        needle = secret.encode()
+        if not needle:
+            continue
+        start = data.find(needle)
+        while 0 <= start < limit:
+            end = min(start + len(needle), limit)
+            hidden[start:end] = b"\x01" * (end - start)
+            start = data.find(needle, start + 1)
+    head = bytearray()
+    index = 0
+    while index < len(hidden):
+        if hidden[index]:
+            head += REDACTED
+            while index < len(hidden) and hidden[index]:
+                index += 1
+        else:
+            head.append(data[index])
+            index += 1
+    return bytes(head)
+
+
 async def run_command(
     argv: Sequence[str],
     env: dict[str, str],
@@ -137,16 +172,19 @@ async def run_command(
     max_output_bytes: int,
     expected_exit_code: int = 0,
     on_start: Callable[[int], Awaitable[None]] | None = None,
+    secrets: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run the command and return its step result.
 
     `on_start` is awaited with the process id, which is also the process
-    group id, once the program runs. Raises ShellRejected before starting
-    anything. If the caller cancels this coroutine (the step timed out),
-    the process group is killed with SIGKILL and the cancellation
-    propagates.
+    group id, once the program runs. Each of `secrets` in the output is
+    replaced by `[redacted]`, also where the output limit cuts it. Raises
+    ShellRejected before starting anything. If the caller cancels this
+    coroutine (the step timed out), the process group is killed with SIGKILL
+    and the cancellation propagates.
     """
     check_command(argv, cwd, allowlist)
+    margin = max((len(secret.encode()) for secret in secrets), default=0)
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         *argv,
@@ -162,8 +200,8 @@ async def run_command(
         if on_start is not None:
             await on_start(process.pid)
         stdout, stderr = await asyncio.gather(
-            _read_capped(process.stdout, max_output_bytes),
-            _read_capped(process.stderr, max_output_bytes),
+            _read_capped(process.stdout, max_output_bytes + margin),
+            _read_capped(process.stderr, max_output_bytes + margin),
         )
         exit_code = await process.wait()
     except BaseException:  # cancelled, or `on_start` failed: nothing may outlive it
@@ -178,8 +216,12 @@ async def run_command(
     return {
         "status": "succeeded" if ok else "failed",
         "exit_code": exit_code,
-        "stdout": stdout.decode(errors="replace"),
-        "stderr": stderr.decode(errors="replace"),
+        "stdout": redacted_head(stdout, secrets, max_output_bytes).decode(
+            errors="replace"
+        ),
+        "stderr": redacted_head(stderr, secrets, max_output_bytes).decode(
+            errors="replace"
+        ),
         "duration_s": round(time.monotonic() - started, 3),
         "error": None
         if ok

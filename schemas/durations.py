@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -20,6 +20,9 @@ def parse_duration(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError(_duration_problem(value))
     if isinstance(value, int | float):
+        # An int too large for a float is beyond the maximum in any case.
+        if isinstance(value, int) and value > MAX_DURATION.total_seconds():
+            return _to_timedelta(float("inf"), value)
         if not math.isfinite(value):
             raise ValueError(_duration_problem(value))
         if value < 0:
@@ -31,7 +34,7 @@ def parse_duration(value: object) -> object:
     if text.startswith("-"):
         raise ValueError(f"invalid duration {value!r}: must not be negative")
     # A quoted plain number reads as seconds, like an unquoted one.
-    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", text):
         return _to_timedelta(float(text), value)
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
@@ -87,10 +90,19 @@ MAX_DURATION = timedelta(days=3650)
 
 def _to_timedelta(seconds: float, value: object) -> timedelta:
     if seconds > MAX_DURATION.total_seconds():
+        shown = describe_number(value)
         raise ValueError(
-            f"invalid duration {value!r}: longer than the maximum, {MAX_DURATION.days}d"
+            f"invalid duration {shown}: longer than the maximum, {MAX_DURATION.days}d"
         )
     return timedelta(seconds=seconds)
+
+
+def describe_number(value: object) -> str:
+    """Show a value for an error message, cutting a number of many digits."""
+    text = repr(value)
+    if len(text) > 40:
+        return f"{text[:20]}... ({len(text)} characters)"
+    return text
 
 
 # JSON carries a duration as seconds, which parse_duration reads back.

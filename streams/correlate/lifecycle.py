@@ -528,8 +528,16 @@ def _apply_resolved(
         return incident, []
     if incident.state is IncidentState.RESOLVED:
         # A person resolved it while this alert fired: it no longer fires.
+        if alert.fingerprint not in incident.firing:
+            return incident, []
         incident.firing = [f for f in incident.firing if f != alert.fingerprint]
-        return incident, []
+        # Recorded so a late firing report from before this resolve is stale.
+        # Stamped no earlier than the incident's resolve, to keep time order.
+        resolved_at = incident.resolved_at or alert.at
+        details = {"fingerprint": alert.fingerprint, "ends_at": alert.at.isoformat()}
+        at = max(alert.at, resolved_at)
+        event = incident.append(EventKind.ALERT_RESOLVED, at, alert.source, details)
+        return incident, [event]
     if alert.fingerprint not in incident.firing:
         return incident, []
     incident.firing = [f for f in incident.firing if f != alert.fingerprint]

@@ -512,6 +512,7 @@ class Runner:
                 action.max_output_bytes,
                 action.expected_exit_code,
                 on_start=started,
+                secrets=run.secrets,
             )
         except ShellRejected as exc:
             return {"status": "failed", "error": str(exc)}

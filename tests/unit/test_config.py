@@ -399,3 +399,18 @@ def test_runbook_problems_listed_apart() -> None:
     assert len(problems) == 2
     assert problems[0].startswith("runbooks.0 step 's': executable '/bin/rm'")
     assert problems[1].startswith("runbooks.0 step 't': 'nope' is not a receiver")
+
+
+@pytest.mark.parametrize("value", [10**400, "9" * 500])
+def test_huge_duration_rejected_with_short_message(value: object) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        parse_duration(value)
+
+    message = str(excinfo.value)
+    assert "longer than the maximum, 3650d" in message
+    assert len(message) < 120
+
+
+def test_non_ascii_digits_rejected() -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration("\u0661h")

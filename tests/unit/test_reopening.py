@@ -138,6 +138,32 @@ def test_late_firing_after_person_resolve_is_stale() -> None:
     assert incident.state is IncidentState.RESOLVED
 
 
+def test_late_firing_after_person_then_alert_resolve() -> None:
+    group = Group(group_key=GROUP_KEY)
+    incident, _ = apply_alert(group, None, make_alert(), "p", DELAYS_S)
+    assert incident is not None
+    apply_command(group, incident, make_command(CommandKind.RESOLVE, 60))
+    # The alert's own resolve arrives after the person's, ending at 90 s.
+    _, cleared = apply_alert(
+        group,
+        incident,
+        make_resolved_alert(at=at(90), ends_at=at(90)),
+        "p",
+        DELAYS_S,
+        REOPENING,
+    )
+    assert [e.kind for e in cleared] == [EventKind.ALERT_RESOLVED]
+    assert incident.firing == []
+
+    found, events = apply_alert(
+        group, incident, late_firing(75), "p", DELAYS_S, REOPENING
+    )
+
+    assert found is incident
+    assert [e.kind for e in events] == [EventKind.SUPPRESSED]
+    assert incident.state is IncidentState.RESOLVED
+
+
 def test_new_alert_before_resolve_opens_recurrence() -> None:
     group, incident = resolved_incident()
     alert = late_firing(50, fingerprint="fp-2")

@@ -20,6 +20,7 @@ from handlers.shell_action import (
     kill_group,
     kill_recorded_group,
     process_group_of,
+    redacted_head,
     run_command,
 )
 
@@ -234,3 +235,41 @@ def test_on_start_receives_group_id(tmp_path: Path) -> None:
 
     assert result["status"] == "succeeded"
     assert len(started) == 1
+
+
+SECRET = "zq-secret-0123456789-abcdef"
+
+
+def test_secret_cut_by_output_limit_redacted() -> None:
+    code = f"import sys; sys.stdout.write('abcdefghij' + {SECRET!r} + ' tail')"
+    result = asyncio.run(
+        run_command(
+            [PYTHON, "-c", code],
+            {},
+            "/",
+            [PYTHON],
+            max_output_bytes=24,
+            secrets=[SECRET],
+        )
+    )
+
+    assert result["stdout"] == "abcdefghij[redacted]"
+    assert "zq-" not in result["stdout"]
+
+
+def test_redaction_keeps_bytes_after_secret() -> None:
+    data = f"{SECRET} then {SECRET} end".encode()
+
+    head = redacted_head(data, [SECRET], len(SECRET) + 6)
+
+    assert head == b"[redacted] then "
+
+
+def test_redaction_does_not_shift_cut() -> None:
+    # Redacting the first secret frees room, yet the second, which starts
+    # past the limit, must not slide into the kept bytes.
+    data = f"{SECRET}{SECRET}".encode()
+
+    head = redacted_head(data, [SECRET], len(SECRET))
+
+    assert head == b"[redacted]"
