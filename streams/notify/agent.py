@@ -94,6 +94,9 @@ class Notifier:
                 receiver.assume_outcome_unknown(notification_id)
         else:
             self.in_flight[notification_id] = pipeline.clock.now().isoformat()
+            # The mark must reach the changelog before the first attempt, so
+            # a worker killed during that attempt leaves it for the next one.
+            await pipeline.app.producer.flush()
         state_key = f"{notification.event.incident_id}:{receiver.name}"
         stored_state = self.receiver_state.get(state_key)
         never_paged = stored_state == NEVER_PAGED
