@@ -83,7 +83,8 @@ class Notifier:
             )
             return
         notification_id = notification.notification_id
-        if self.in_flight.get(notification_id) is not None:
+        restarted = self.in_flight.get(notification_id) is not None
+        if restarted:
             log.info(
                 "delivery restarted after an interrupted attempt "
                 "receiver=%s notification_id=%s",
@@ -108,7 +109,11 @@ class Notifier:
             self._finish(notification_id, "cancelled")
             return
 
+        attempts_made = 0
+
         async def on_attempt(attempt: int, error: DeliveryError | None) -> None:
+            nonlocal attempts_made
+            attempts_made += 1
             await _report_attempt(pipeline, notification, receiver.kind, attempt, error)
 
         incidents = pipeline.tables.get("incidents")
@@ -131,7 +136,8 @@ class Notifier:
             )
         except DeliveryCancelled as exc:
             await _report_cancelled(pipeline, notification, receiver.kind, exc)
-            if stored_state is None:
+            # Only a page cancelled before any attempt surely never arrived.
+            if stored_state is None and attempts_made == 0 and not restarted:
                 self.receiver_state[state_key] = dict(NEVER_PAGED)
             self._finish(notification_id, "cancelled")
             return
@@ -171,9 +177,9 @@ PAGING_KINDS = frozenset(
 FIRST_PAGES = frozenset({EventKind.OPENED, EventKind.REOPENED})
 ENDING_KINDS = frozenset({EventKind.ACKNOWLEDGED.value, EventKind.RESOLVED.value})
 # The receiver state of an incident whose every page to that receiver was
-# cancelled before delivery. Its acknowledgement and resolve are not sent,
-# because the receiver never learned of the incident. A page that failed is
-# not marked, since it may have reached the receiver before the failure.
+# cancelled before its first attempt. Its acknowledgement and resolve are not
+# sent, because the receiver never learned of the incident. A page with a
+# failed attempt is not marked, since it may have reached the receiver.
 NEVER_PAGED = {"never_paged": True}
 
 
