@@ -118,7 +118,7 @@ def kill_recorded_group(
     return "killed"
 
 
-# What replaces a secret in a program's output.
+# The text that replaces a secret in a program's output.
 REDACTED = b"[redacted]"
 
 

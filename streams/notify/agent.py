@@ -184,7 +184,7 @@ NEVER_PAGED = {"never_paged": True}
 
 
 def is_follow_up(notification: Notification) -> bool:
-    """Return whether `notification` tells of an acknowledgement or resolve."""
+    """Return whether `notification` reports an acknowledgement or resolve."""
     if notification.message_update:
         return False
     return notification.event.kind.value in ENDING_KINDS
