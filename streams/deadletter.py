@@ -38,7 +38,7 @@ def describe_validation_error(exc: ValidationError) -> str:
             parts.append(f"{location}: {message}")
             continue
         if error["type"] == "json_invalid":
-            # The input is the raw body, which says nothing the message does not.
+            # The input is the raw body, which adds nothing to the message.
             parts.append(f"{location}: {message}")
             continue
         value = describe_value(error.get("input"), width=120)

@@ -61,7 +61,7 @@ def test_either_worker_returns_every_service(workers: WorkerFactory) -> None:
         if listing is None or len(listing["rows"]) != len(SERVICES):
             return False
         # The final counts, so no notification can still arrive between the
-        # two workers' answers below.
+        # two workers' responses below.
         expected = {planned.service: notified(planned) for planned in PLAN}
         return all(
             row["resolved"] == 1 and row["notifications"] == expected[row["service"]]

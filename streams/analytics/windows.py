@@ -15,7 +15,7 @@ class ClockedHoppingWindow(HoppingWindow):
     """A hopping window whose staleness is judged against `clock`.
 
     faust's table cleanup (every `table_cleanup_interval`, 30 s by default)
-    asks `stale(range_end, time.time())` and drops every stale window from
+    calls `stale(range_end, time.time())` and drops every stale window from
     the local store. Against wall time, a replay of last year's history would
     lose its windows within a minute. Against the pipeline clock, a replay
     keeps each window until the replayed time passes its expiry, as a live
